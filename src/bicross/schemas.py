@@ -1,0 +1,98 @@
+"""The Parquet schemas of every artifact, and atomic reading/writing of them.
+
+Each artifact kind is defined once here; writers cast to the schema so a wrong column type fails
+at the writer, not three rules later.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+CORPUS = pa.schema([("docid", pa.string()), ("title", pa.string()), ("text", pa.string())])
+QUERIES = pa.schema([("qid", pa.string()), ("text", pa.string())])
+QRELS = pa.schema([("qid", pa.string()), ("docid", pa.string()), ("relevance", pa.int32())])
+PAIRS = pa.schema(
+    [("pair_id", pa.string()), ("text_a", pa.string()), ("text_b", pa.string()), ("gold", pa.float32())]
+)
+TOKENS = pa.schema([("id", pa.string()), ("input_ids", pa.list_(pa.int32()))])
+RUN = pa.schema(
+    [("qid", pa.string()), ("docid", pa.string()), ("rank", pa.int32()), ("score", pa.float32())]
+)
+METRICS = pa.schema(
+    [
+        ("iteration", pa.int32()),
+        ("encoder", pa.string()),
+        ("split", pa.string()),
+        ("metric", pa.string()),
+        ("value", pa.float64()),
+    ]
+)
+
+
+def embeddings_schema(dim: int) -> pa.Schema:
+    """docid + a fixed-size float32 vector, so readers get a contiguous (n, dim) matrix."""
+    return pa.schema([("docid", pa.string()), ("embedding", pa.list_(pa.float32(), dim))])
+
+
+def atomic_path(path: str | os.PathLike) -> Path:
+    """A temporary sibling of `path`: written first, then renamed over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def write_table(table: pa.Table, path: str | os.PathLike, schema: pa.Schema | None = None) -> None:
+    """Write a Parquet file atomically (a crash never leaves a half-written artifact)."""
+    if schema is not None:
+        table = table.select(schema.names).cast(schema)
+    tmp = atomic_path(path)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class AtomicParquetWriter:
+    """Write a large Parquet file batch by batch; it appears under its name only when closed cleanly."""
+
+    def __init__(self, path: str | os.PathLike, schema: pa.Schema):
+        self.path = Path(path)
+        self.schema = schema
+        self._tmp = atomic_path(self.path)
+        self._writer = pq.ParquetWriter(self._tmp, schema)
+
+    def write(self, table: pa.Table) -> None:
+        self._writer.write_table(table.select(self.schema.names).cast(self.schema))
+
+    def __enter__(self) -> AtomicParquetWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._writer.close()
+        if exc_type is None:
+            os.replace(self._tmp, self.path)
+        else:
+            self._tmp.unlink(missing_ok=True)
+
+
+def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
+    return pq.read_table(path, columns=columns)
+
+
+def write_text_atomic(text: str, path: str | os.PathLike) -> None:
+    tmp = atomic_path(path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
