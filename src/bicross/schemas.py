@@ -34,9 +34,9 @@ METRICS = pa.schema(
 )
 
 
-def embeddings_schema(dim: int) -> pa.Schema:
-    """docid + a fixed-size float32 vector, so readers get a contiguous (n, dim) matrix."""
-    return pa.schema([("docid", pa.string()), ("embedding", pa.list_(pa.float32(), dim))])
+def embeddings_schema(dim: int, id_column: str = "docid") -> pa.Schema:
+    """An id + a fixed-size float32 vector, so readers get a contiguous (n, dim) matrix."""
+    return pa.schema([(id_column, pa.string()), ("embedding", pa.list_(pa.float32(), dim))])
 
 
 def atomic_path(path: str | os.PathLike) -> Path:

@@ -1,0 +1,34 @@
+rule prepare_data:
+    input:
+        dataset_files(),
+    output:
+        corpus=f"{RES}/data/corpus.parquet",
+        queries=expand(f"{RES}/data/queries/{{split}}.parquet", split=SPLITS),
+        qrels=expand(f"{RES}/data/qrels/{{split}}.parquet", split=SPLITS),
+    log:
+        f"{RES}/logs/prepare_data.log",
+    params:
+        dataset=config["dataset"],
+        outdir=f"{RES}/data",
+    script:
+        "../workflow/scripts/prepare_data.py"
+
+
+rule tokenize:
+    input:
+        corpus=rules.prepare_data.output.corpus,
+        queries=rules.prepare_data.output.queries,
+    output:
+        corpus=f"{RES}/tokens/{TOK}/corpus.parquet",
+        queries=expand(f"{RES}/tokens/{TOK}/queries/{{split}}.parquet", split=SPLITS),
+    log:
+        f"{RES}/logs/tokenize.log",
+    params:
+        model=config["bi_encoder"]["model"],
+        splits=SPLITS,
+        query_max_length=config["tokenize"]["query_max_length"],
+        doc_max_length=config["tokenize"]["doc_max_length"],
+    benchmark:
+        f"{RES}/benchmarks/tokenize.tsv"
+    script:
+        "../workflow/scripts/tokenize.py"

@@ -1,0 +1,24 @@
+rule evaluate_bi:
+    input:
+        run=rules.retrieve.output[0],
+        qrels=f"{RES}/data/qrels/{{split}}.parquet",
+    output:
+        f"{RES}/iter{{k}}/metrics/bi-{{split}}.json",
+    log:
+        f"{RES}/logs/evaluate_bi/iter{{k}}-{{split}}.log",
+    params:
+        encoder="bi",
+        relevance_level=config["evaluate"]["relevance_level"],
+    script:
+        "../workflow/scripts/evaluate.py"
+
+
+rule summarize:
+    input:
+        metric_files(),
+    output:
+        f"{RES}/metrics.parquet",
+    log:
+        f"{RES}/logs/summarize.log",
+    script:
+        "../workflow/scripts/summarize.py"

@@ -1,0 +1,58 @@
+rule encode_corpus:
+    input:
+        tokens=rules.tokenize.output.corpus,
+        model=bi_model_input,
+    output:
+        f"{RES}/iter{{k}}/bi/embeddings/shard-{{s}}.parquet",
+    log:
+        f"{RES}/logs/encode_corpus/iter{{k}}-shard{{s}}.log",
+    params:
+        model=lambda w: bi_model(w.k),
+        pooling=config["bi_encoder"]["pooling"],
+        normalize=config["bi_encoder"]["normalize"],
+        batch_size=config["encode"]["batch_size"],
+        precision=config["encode"]["precision"],
+        shards=SHARDS,
+    threads: 4
+    benchmark:
+        f"{RES}/benchmarks/encode_corpus/iter{{k}}-shard{{s}}.tsv"
+    script:
+        "../workflow/scripts/encode.py"
+
+
+rule encode_queries:
+    input:
+        tokens=f"{RES}/tokens/{TOK}/queries/{{split}}.parquet",
+        model=bi_model_input,
+    output:
+        f"{RES}/iter{{k}}/bi/queries/{{split}}.parquet",
+    log:
+        f"{RES}/logs/encode_queries/iter{{k}}-{{split}}.log",
+    params:
+        model=lambda w: bi_model(w.k),
+        pooling=config["bi_encoder"]["pooling"],
+        normalize=config["bi_encoder"]["normalize"],
+        batch_size=config["encode"]["batch_size"],
+        precision=config["encode"]["precision"],
+    threads: 4
+    benchmark:
+        f"{RES}/benchmarks/encode_queries/iter{{k}}-{{split}}.tsv"
+    script:
+        "../workflow/scripts/encode.py"
+
+
+rule retrieve:
+    input:
+        queries=rules.encode_queries.output[0],
+        shards=lambda w: shard_paths(w.k),
+    output:
+        f"{RES}/iter{{k}}/bi/run/{{split}}.parquet",
+    log:
+        f"{RES}/logs/retrieve/iter{{k}}-{{split}}.log",
+    params:
+        depth=config["retrieve"]["depth"],
+    threads: 4
+    benchmark:
+        f"{RES}/benchmarks/retrieve/iter{{k}}-{{split}}.tsv"
+    script:
+        "../workflow/scripts/retrieve.py"

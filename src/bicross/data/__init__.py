@@ -1,0 +1,59 @@
+"""Datasets: load BEIR / MS MARCO / builtin data into Arrow tables and write the `data/` artifacts.
+
+Loaders are imported lazily so `import bicross.data` stays cheap and works before every format exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from bicross.errors import ConfigError
+from bicross.schemas import CORPUS, QRELS, QUERIES, write_table
+
+
+@dataclass
+class Dataset:
+    """corpus (docid, title, text); per split: queries (qid, text) and qrels (qid, docid, relevance)."""
+
+    corpus: pa.Table
+    queries: dict[str, pa.Table] = field(default_factory=dict)
+    qrels: dict[str, pa.Table] = field(default_factory=dict)
+
+
+def load_dataset(cfg: dict) -> Dataset:
+    """Load the `dataset:` config section's data, checked (see bicross.data.validate)."""
+    fmt = cfg.get("format")
+    if fmt == "beir":
+        from bicross.data.beir import load_beir
+
+        return load_beir(cfg)
+    if fmt == "msmarco":
+        from bicross.data.msmarco import load_msmarco
+
+        return load_msmarco(cfg)
+    if fmt == "builtin":
+        from bicross.data.builtin import load_builtin
+
+        return load_builtin(cfg)
+    raise ConfigError(f"dataset.format must be one of beir, msmarco, builtin; got {fmt!r}")
+
+
+def write_dataset(ds: Dataset, outdir) -> None:
+    """Write corpus.parquet, queries/<split>.parquet and qrels/<split>.parquet, each atomically."""
+    outdir = Path(outdir)
+    write_table(ds.corpus, outdir / "corpus.parquet", CORPUS)
+    for split, table in ds.queries.items():
+        write_table(table, outdir / "queries" / f"{split}.parquet", QUERIES)
+    for split, table in ds.qrels.items():
+        write_table(table, outdir / "qrels" / f"{split}.parquet", QRELS)
+
+
+def splits_of(cfg: dict) -> list[str]:
+    """The splits to prepare (config `splits`)."""
+    splits = cfg.get("splits")
+    if not splits or not isinstance(splits, list):
+        raise ConfigError(f"dataset.splits must be a non-empty list of split names, got {splits!r}")
+    return [str(s) for s in splits]

@@ -1,0 +1,83 @@
+"""BEIR layout: corpus.jsonl, queries.jsonl, qrels/<split>.tsv (with or without a header)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bicross.data import Dataset, splits_of
+from bicross.data.validate import Columns, Source, build_dataset, parse_relevance, read_lines
+from bicross.errors import InputError
+from bicross.schemas import CORPUS, QRELS, QUERIES
+
+
+def load_beir(cfg: dict) -> Dataset:
+    root = Path(cfg["path"])
+    corpus = read_corpus(root / "corpus.jsonl")
+    queries = read_queries(root / "queries.jsonl")
+    splits = splits_of(cfg)
+    qrels = {s: read_qrels(root / "qrels" / f"{s}.tsv") for s in splits}
+    return build_dataset(corpus, dict.fromkeys(splits, queries), qrels, cfg.get("on_unknown_id", "error"))
+
+
+def _json_rows(path, what: str):
+    for n, line in read_lines(path, what):
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(path, n, "a JSON object", f"malformed JSON ({e.msg})") from None
+        if not isinstance(obj, dict):
+            raise InputError(path, n, "a JSON object", type(obj).__name__)
+        yield n, obj
+
+
+def _field(obj: dict, key: str, path, n: int, required: bool = True) -> str:
+    """A string field; ids written as JSON numbers become strings, a missing optional field is ""."""
+    value = obj.get(key)
+    if value is None and not required:
+        return ""
+    if key != "_id" and isinstance(value, str):
+        return value
+    if key == "_id" and isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+        return str(value)
+    expected = f"a string {key!r} key" if key != "_id" else "a non-empty '_id' key (string or integer)"
+    raise InputError(path, n, expected, "no such key" if key not in obj else repr(value))
+
+
+def read_corpus(path) -> Source:
+    cols = Columns(CORPUS, path)
+    for n, obj in _json_rows(path, "one JSON document per line (_id, title, text)"):
+        cols.append(
+            n, _field(obj, "_id", path, n), _field(obj, "title", path, n, False), _field(obj, "text", path, n)
+        )
+    return cols.source()
+
+
+def read_queries(path) -> Source:
+    cols = Columns(QUERIES, path)
+    for n, obj in _json_rows(path, "one JSON query per line (_id, text)"):
+        cols.append(n, _field(obj, "_id", path, n), _field(obj, "text", path, n))
+    return cols.source()
+
+
+def read_qrels(path) -> Source:
+    """query-id TAB corpus-id TAB score; a first line whose score is not an integer is a header."""
+    cols = Columns(QRELS, path)
+    first = True
+    for n, line in read_lines(path, "qrels: query-id TAB corpus-id TAB score"):
+        fields = line.split("\t")
+        if len(fields) != 3:
+            raise InputError(
+                path, n, "3 tab-separated fields (query-id, corpus-id, score)", f"{len(fields)} fields"
+            )
+        if first:
+            first = False
+            try:
+                int(fields[2])
+            except ValueError:
+                continue  # header
+        qid, docid = fields[0].strip(), fields[1].strip()
+        if not qid or not docid:
+            raise InputError(path, n, "a non-empty query-id and corpus-id", repr(line))
+        cols.append(n, qid, docid, parse_relevance(fields[2], path, n))
+    return cols.source()

@@ -1,0 +1,52 @@
+"""Collect per-run metric JSON files into metrics.parquet and print them as one table."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from bicross.schemas import METRICS, write_table
+
+HEADLINE = ("mrr@10", "ndcg@10", "recall@100", "recall@1000", "map", "spearman", "pearson")
+
+
+def collect_metrics(json_paths: Sequence[str]) -> pa.Table:
+    rows = []
+    for path in json_paths:
+        record = json.loads(open(path).read())
+        for metric, value in sorted(record["metrics"].items()):
+            rows.append({"iteration": record["iteration"], "encoder": record["encoder"],
+                         "split": record["split"], "metric": metric, "value": float(value)})
+    return pa.Table.from_pylist(rows, schema=METRICS)
+
+
+def write_metrics(json_paths: Sequence[str], out_path) -> pa.Table:
+    table = collect_metrics(json_paths)
+    write_table(table, out_path, METRICS)
+    return table
+
+
+def format_table(table: pa.Table) -> str:
+    """One row per (split, encoder, iteration), one column per metric, headline metrics first."""
+    cells: dict[tuple, dict[str, float]] = {}
+    for row in table.to_pylist():
+        cells.setdefault((row["split"], row["encoder"], row["iteration"]), {})[row["metric"]] = row["value"]
+    present = {m for values in cells.values() for m in values if m != "num_queries"}
+    columns = [m for m in HEADLINE if m in present] + sorted(present - set(HEADLINE))
+    header = ["split", "encoder", "iter", *columns]
+    lines = [header]
+    for split, encoder, iteration in sorted(cells, key=lambda k: (k[0], k[2], k[1] != "bi")):
+        values = cells[(split, encoder, iteration)]
+        lines.append([split, encoder, str(iteration),
+                      *(f"{values[m]:.4f}" if m in values else "-" for m in columns)])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines)
+
+
+def print_summary(metrics_path) -> str:
+    text = format_table(pq.read_table(metrics_path))
+    print("\nbicross metrics\n" + text, flush=True)
+    return text

@@ -1,0 +1,118 @@
+"""Tokenize queries and documents once, to Parquet `input_ids` without special tokens.
+
+Storing ids without special tokens lets the same file feed the bi-encoder ([CLS] q [SEP]) and the
+cross-encoder ([CLS] q [SEP] d [SEP]); `SpecialTokens` adds them at batching time, using the
+template the tokenizer itself applies (probed, so BERT, RoBERTa and others all work).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from bicross.schemas import TOKENS, AtomicParquetWriter
+
+log = logging.getLogger("bicross.tokenize")
+
+
+@dataclass(frozen=True)
+class SpecialTokens:
+    """Special-token template: single = prefix + a + suffix; pair = prefix + a + middle + b + suffix."""
+
+    prefix: tuple[int, ...]
+    suffix: tuple[int, ...]
+    pair_middle: tuple[int, ...]
+    pair_suffix: tuple[int, ...]
+    pad_id: int
+
+    @classmethod
+    def probe(cls, tokenizer) -> SpecialTokens:
+        a = tokenizer("a", add_special_tokens=False)["input_ids"]
+        b = tokenizer("b", add_special_tokens=False)["input_ids"]
+        single = tokenizer("a")["input_ids"]
+        pair = tokenizer("a", "b")["input_ids"]
+        i = _find(single, a)
+        prefix, suffix = single[:i], single[i + len(a) :]
+        j = _find(pair, b, start=len(prefix) + len(a))
+        middle, pair_suffix = pair[len(prefix) + len(a) : j], pair[j + len(b) :]
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        return cls(tuple(prefix), tuple(suffix), tuple(middle), tuple(pair_suffix), pad)
+
+    @property
+    def single_extra(self) -> int:
+        return len(self.prefix) + len(self.suffix)
+
+    @property
+    def pair_extra(self) -> int:
+        return len(self.prefix) + len(self.pair_middle) + len(self.pair_suffix)
+
+    def single(self, ids) -> list[int]:
+        return [*self.prefix, *ids, *self.suffix]
+
+    def pair(self, a, b, max_length: int) -> tuple[list[int], list[int]]:
+        """[CLS] a [SEP] b [SEP], cutting b first (then a) to fit; also returns token type ids."""
+        room = max_length - self.pair_extra
+        a = list(a)[: max(room // 2, room - len(b))]
+        b = list(b)[: room - len(a)]
+        first = [*self.prefix, *a, *self.pair_middle]
+        ids = first + [*b, *self.pair_suffix]
+        # BERT-style segment ids: the second segment starts after the middle separator
+        return ids, [0] * len(first) + [1] * (len(ids) - len(first))
+
+
+def _find(seq: list[int], sub: list[int], start: int = 0) -> int:
+    for i in range(start, len(seq) - len(sub) + 1):
+        if seq[i : i + len(sub)] == sub:
+            return i
+    raise ValueError(f"tokenizer template probe failed: {sub} not in {seq}")
+
+
+def tokenize_to_parquet(
+    tokenizer,
+    ids: Iterable[str],
+    texts: Iterable[str],
+    max_length: int,
+    out_path,
+    chunk_size: int = 20_000,
+    desc: str = "tokenize",
+) -> int:
+    """Tokenize (id, text) pairs chunk by chunk into a TOKENS Parquet file; returns the row count."""
+    ids, texts = list(ids), list(texts)
+    room = max_length - SpecialTokens.probe(tokenizer).single_extra
+    n = 0
+    with AtomicParquetWriter(out_path, TOKENS) as writer, tqdm(
+        total=len(ids), desc=desc, unit="text", mininterval=5
+    ) as bar:
+        for start in range(0, len(ids), chunk_size):
+            chunk = texts[start : start + chunk_size]
+            enc = tokenizer(chunk, add_special_tokens=False, truncation=True, max_length=room)
+            writer.write(
+                pa.table(
+                    {
+                        "id": pa.array(ids[start : start + chunk_size], pa.string()),
+                        "input_ids": pa.array(enc["input_ids"], pa.list_(pa.int32())),
+                    }
+                )
+            )
+            n += len(chunk)
+            bar.update(len(chunk))
+    log.info("tokenized %d texts (max %d tokens with special tokens) -> %s", n, max_length, out_path)
+    return n
+
+
+def document_text(title: str, text: str) -> str:
+    """How a document reads to the encoders: title and body joined by a space (BEIR's convention)."""
+    return f"{title} {text}".strip() if title else text
+
+
+def read_tokens(path, rows: slice | None = None) -> tuple[list[str], list[list[int]]]:
+    """Read a TOKENS file, optionally a row range of it (one encode shard)."""
+    table = pq.read_table(path)
+    if rows is not None:
+        table = table.slice(rows.start, rows.stop - rows.start)
+    return table.column("id").to_pylist(), table.column("input_ids").to_pylist()

@@ -1,0 +1,11 @@
+from bicross.logs import rule_log
+from bicross.pipeline import retrieve
+
+with rule_log(snakemake.log[0]):
+    retrieve(
+        snakemake.input.queries,
+        list(snakemake.input.shards),
+        snakemake.params.depth,
+        snakemake.output[0],
+        threads=snakemake.threads,
+    )
