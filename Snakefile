@@ -1,11 +1,14 @@
 # bicross: a bi-encoder and a cross-encoder teach each other.
 # This file is a table of contents: the stages live in rules/, the logic in src/bicross/.
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# the embedded default sits beside this file; --configfile / --config layer on top of it
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 include: "rules/common.smk"

@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
 import pyarrow.parquet as pq
-import pytest
+from conftest import shared_data as need
 
 from bicross.data import load_dataset, write_dataset
 from bicross.data.validate import queries_without_positive
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def need(name: str) -> Path:
-    path = DATA / name
-    if not path.is_dir():
-        pytest.skip(f"real data {path} is absent (it sits beside the project only on dev machines and CI)")
-    return path
 
 
 def written(ds, outdir) -> dict:

@@ -47,13 +47,19 @@ import random
 import re
 import sys
 import sysconfig
+import time
 import warnings
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from bicross.errors import ConfigError
 from bicross.schemas import CORPUS, QRELS, QUERIES
+
+if TYPE_CHECKING:
+    from bicross.data import Dataset
 
 log = logging.getLogger("bicross.data")
 
@@ -84,15 +90,13 @@ class Item:
     title: str
     query: str
     document: str
-    query_ok: bool  # usable as a query (a sentence); otherwise the document can only be a distractor
+    query_ok: bool  # usable as a query; if not, the document can only be a distractor
+    docid: str = field(init=False)
+    qid: str = field(init=False)
 
-    @property
-    def docid(self) -> str:
-        return "doc-" + _sha1(self.document)
-
-    @property
-    def qid(self) -> str:
-        return "q-" + _sha1(self.query)
+    def __post_init__(self):
+        object.__setattr__(self, "docid", "doc-" + _sha1(self.document))
+        object.__setattr__(self, "qid", "q-" + _sha1(self.query))
 
 
 def _sha1(text: str) -> str:
@@ -139,8 +143,8 @@ def _docstrings(tree: ast.Module, module: str):
     while stack:
         node, prefix = stack.pop()
         children = []
-        for field in _BLOCK_FIELDS:
-            for child in getattr(node, field, ()):
+        for block in _BLOCK_FIELDS:
+            for child in getattr(node, block, ()):
                 if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                     qualname = f"{prefix}.{child.name}"
                     doc = ast.get_docstring(child)
@@ -170,10 +174,16 @@ def _split(doc: str) -> tuple[str, str]:
     return summary, rest
 
 
-@functools.lru_cache(maxsize=4)
 def extract_items(root: str | None = None) -> tuple[Item, ...]:
-    """Every usable docstring under `root` (default: this interpreter's stdlib), deduplicated."""
-    root = root or stdlib_dir()
+    """Every usable docstring under `root` (default: this interpreter's stdlib), deduplicated, by docid.
+
+    Cached per directory: parsing the stdlib takes a few seconds.
+    """
+    return _extract_items(os.path.abspath(root or stdlib_dir()))
+
+
+@functools.lru_cache(maxsize=4)
+def _extract_items(root: str) -> tuple[Item, ...]:
     raw: list[Item] = []
     for module, path in _source_files(root):
         try:
@@ -182,48 +192,48 @@ def extract_items(root: str | None = None) -> tuple[Item, ...]:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # e.g. SyntaxWarning for an invalid escape sequence
                 tree = ast.parse(source, filename=path)
-        except (SyntaxError, ValueError, UnicodeDecodeError, OSError, RecursionError):
-            continue
+        except (SyntaxError, ValueError, UnicodeDecodeError, OSError, RecursionError, MemoryError):
+            continue  # unparsable (e.g. a file written for another Python version): skipped
         for qualname, is_module, doc in _docstrings(tree, module):
             summary, rest = _split(doc)
-            if len(rest.split()) < MIN_DOC_WORDS or not summary:
+            if not summary or len(rest.split()) < MIN_DOC_WORDS:
                 continue
+            # A module's own name would answer its query ("The json module ..."): its package instead.
             title = module.rpartition(".")[0] if is_module else module
+            # A document that restates its summary verbatim makes a trivial query: distractor only.
             query_ok = _is_sentence(summary) and f" {_key(summary)} " not in f" {_key(rest)} "
             raw.append(Item(qualname, title, summary, rest, query_ok))
 
-    doc_count: dict[str, int] = {}
-    query_count: dict[str, int] = {}
-    for it in raw:
-        doc_count[_key(it.document)] = doc_count.get(_key(it.document), 0) + 1
-        query_count[_key(it.query)] = query_count.get(_key(it.query), 0) + 1
-    items = []
-    for it in raw:
-        if doc_count[_key(it.document)] > 1:
-            continue
-        if it.query_ok and query_count[_key(it.query)] > 1:
-            it = Item(it.qualname, it.title, it.query, it.document, False)
-        items.append(it)
-    # Distinct texts, distinct ids: a 64-bit prefix collision would be a (vanishingly rare) surprise.
-    if len({it.docid for it in items}) != len(items) or len({it.qid for it in items if it.query_ok}) != sum(
-        it.query_ok for it in items
-    ):
-        raise RuntimeError("builtin dataset: sha1 prefix collision between two docstrings")
+    # Copies (inherited, re-exported or pasted docstrings) are ambiguous: a repeated document goes
+    # entirely, a repeated summary stays out of the queries (its documents remain as distractors).
+    doc_count = Counter(_key(it.document) for it in raw)
+    query_count = Counter(_key(it.query) for it in raw)
+    items = [
+        replace(it, query_ok=False) if it.query_ok and query_count[_key(it.query)] > 1 else it
+        for it in raw
+        if doc_count[_key(it.document)] == 1
+    ]
+    askable = [it for it in items if it.query_ok]
+    if len({it.docid for it in items}) != len(items) or len({it.qid for it in askable}) != len(askable):
+        raise RuntimeError(f"builtin dataset: a sha1 prefix collision between two docstrings under {root}")
     items.sort(key=lambda it: it.docid)
     return tuple(items)
 
 
 def _options(cfg: dict) -> dict:
-    opts = dict(cfg.get("builtin") or {})
+    opts = cfg.get("builtin") or {}
+    if not isinstance(opts, dict):
+        raise ConfigError(f"dataset.builtin must be a mapping of options, got {opts!r}")
     unknown = sorted(set(opts) - set(DEFAULTS))
     if unknown:
         raise ConfigError(f"dataset.builtin: unknown option(s) {unknown}; known: {sorted(DEFAULTS)}")
     out = {**DEFAULTS, **opts}
     for name, value in out.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ConfigError(f"dataset.builtin.{name} must be a non-negative integer, got {value!r}")
-    if out["num_docs"] < 1:
-        raise ConfigError("dataset.builtin.num_docs must be at least 1")
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"dataset.builtin.{name} must be an integer, got {value!r}")
+        least = {"seed": value, "num_docs": 1}.get(name, 0)  # any seed; at least one document
+        if value < least:
+            raise ConfigError(f"dataset.builtin.{name} must be at least {least}, got {value}")
     return out
 
 
@@ -234,18 +244,21 @@ def build_tables(
     test_queries: int = DEFAULTS["test_queries"],
     root: str | None = None,
 ) -> tuple[pa.Table, dict[str, pa.Table], dict[str, pa.Table]]:
-    """corpus, {split: queries}, {split: qrels} for splits train and test (see the module docstring)."""
+    """corpus, {split: queries}, {split: qrels} for splits train and test (see the module docstring).
+
+    `root` replaces the stdlib directory (tests use a small fake one).
+    """
     items = extract_items(root)
     askable = [it for it in items if it.query_ok]
     n_queries = train_queries + test_queries
-    where = f"the docstrings of Python {_version()} at {root or stdlib_dir()}"
+    where = f"the docstrings under {root or stdlib_dir()} (Python {python_version()})"
     if num_docs > len(items):
         raise ConfigError(
-            f"dataset.builtin.num_docs is {num_docs} but {where} give only {len(items)} usable documents"
+            f"dataset.builtin.num_docs is {num_docs}, but {where} give only {len(items)} usable documents"
         )
     if n_queries > len(askable):
         raise ConfigError(
-            f"dataset.builtin asks for {train_queries} train + {test_queries} test queries but {where} "
+            f"dataset.builtin asks for {train_queries} train + {test_queries} test queries, but {where} "
             f"give only {len(askable)} usable queries"
         )
     if n_queries > num_docs:
@@ -255,12 +268,11 @@ def build_tables(
         )
 
     rng = random.Random(seed)
-    chosen = rng.sample(askable, n_queries)  # test first: its queries do not move when train_queries does
-    split_items = {"test": chosen[:test_queries], "train": chosen[test_queries:]}
+    chosen = rng.sample(askable, n_queries)  # test first: its queries stay put when train_queries changes
+    by_split = {"train": chosen[test_queries:], "test": chosen[:test_queries]}
     used = {it.docid for it in chosen}
-    rest = [it for it in items if it.docid not in used]
-    corpus_items = chosen + rng.sample(rest, num_docs - n_queries)
-    corpus_items.sort(key=lambda it: (it.qualname, it.docid))
+    distractors = rng.sample([it for it in items if it.docid not in used], num_docs - n_queries)
+    corpus_items = sorted(chosen + distractors, key=_order)
 
     corpus = pa.table(
         {
@@ -272,44 +284,60 @@ def build_tables(
     )
     queries, qrels = {}, {}
     for split in SPLITS:
-        chosen_split = sorted(split_items[split], key=lambda it: (it.qualname, it.docid))
+        split_items = sorted(by_split[split], key=_order)
         queries[split] = pa.table(
-            {"qid": [it.qid for it in chosen_split], "text": [it.query for it in chosen_split]}, schema=QUERIES
+            {"qid": [it.qid for it in split_items], "text": [it.query for it in split_items]}, schema=QUERIES
         )
         qrels[split] = pa.table(
             {
-                "qid": [it.qid for it in chosen_split],
-                "docid": [it.docid for it in chosen_split],
-                "relevance": pa.array([1] * len(chosen_split), pa.int32()),
+                "qid": [it.qid for it in split_items],
+                "docid": [it.docid for it in split_items],
+                "relevance": pa.array([1] * len(split_items), pa.int32()),
             },
             schema=QRELS,
         )
     return corpus, queries, qrels
 
 
-def _version() -> str:
+def _order(it: Item) -> tuple[str, str]:
+    return it.qualname, it.docid  # source order by module; docid breaks ties between same-named defs
+
+
+def python_version() -> str:
     return ".".join(map(str, sys.version_info[:3]))
 
 
-def load_builtin(cfg: dict):
-    """The builtin Dataset for the `dataset:` config section (options under `builtin:`)."""
-    from bicross.data import Dataset, splits_of
+def load_builtin(cfg: dict) -> Dataset:
+    """The builtin Dataset for the `dataset:` config section (options under `builtin:`, see DEFAULTS).
+
+    Splits: train and test, or those of `cfg["splits"]` when given. Raises ConfigError for options
+    that cannot work, e.g. more documents or queries than the installed stdlib yields.
+    """
+    from bicross.data import splits_of
     from bicross.data.validate import Source, build_dataset
 
     opts = _options(cfg)
-    splits = SPLITS if cfg.get("splits") is None else splits_of(cfg)
+    splits = list(SPLITS) if cfg.get("splits") is None else splits_of(cfg)
     unknown = [s for s in splits if s not in SPLITS]
     if unknown:
         raise ConfigError(f"dataset.splits: the builtin dataset has splits {list(SPLITS)}, not {unknown}")
+    empty = [s for s in splits if opts[f"{s}_queries"] == 0]
+    if empty:
+        raise ConfigError(f"dataset.splits names {empty}, but dataset.builtin.{empty[0]}_queries is 0")
+    start = time.perf_counter()
     corpus, queries, qrels = build_tables(**opts)
-    name = f"<builtin: Python {_version()} stdlib docstrings>"
-    ds: Dataset = build_dataset(
-        Source(corpus, name), {s: Source(queries[s], name) for s in splits}, {s: Source(qrels[s], name) for s in splits}
+    name = f"<builtin: Python {python_version()} stdlib docstrings>"
+    ds = build_dataset(
+        Source(corpus, name),
+        {s: Source(queries[s], name) for s in splits},
+        {s: Source(qrels[s], name) for s in splits},
     )
+    items = extract_items()
     log.info(
-        "builtin dataset from the docstrings of Python %s (%s): %d documents, %s (seed %d)",
-        _version(), stdlib_dir(), ds.corpus.num_rows,
+        "builtin dataset from the docstrings of Python %s (%s; %d usable docstrings, %d usable as queries): "
+        "%d documents, %s; seed %d, %.1f s",
+        python_version(), stdlib_dir(), len(items), sum(it.query_ok for it in items), ds.corpus.num_rows,
         ", ".join(f"{s}: {ds.queries[s].num_rows} queries / {ds.qrels[s].num_rows} qrels" for s in splits),
-        opts["seed"],
+        opts["seed"], time.perf_counter() - start,
     )
     return ds

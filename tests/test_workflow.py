@@ -1,0 +1,70 @@
+"""The real workflow, end to end, on a tiny random model and tiny BEIR data."""
+
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+import pytest
+from workflow_utils import planned_jobs, snakemake, write_config
+
+
+@pytest.fixture
+def tiny_config(tmp_path, tiny_model, tiny_beir):
+    return {
+        "experiment": "tiny",
+        "dataset": {"format": "beir", "path": str(tiny_beir), "splits": ["train", "test"]},
+        "bi_encoder": {"model": str(tiny_model)},
+        "tokenize": {"query_max_length": 16, "doc_max_length": 48},
+        "encode": {"batch_size": 8, "precision": "fp32", "shards": 3},
+        "retrieve": {"depth": 20},
+        "evaluate": {"splits": ["train", "test"]},
+    }
+
+
+def test_pipeline_runs_and_reruns_only_what_changed(tmp_path, tiny_config):
+    cfg = write_config(tmp_path / "config.yaml", tiny_config)
+    first = snakemake(tmp_path, cfg)
+    res = tmp_path / "results" / "tiny"
+    assert "bicross metrics" in first.stdout  # the end-of-run table
+    metrics = pq.read_table(res / "metrics.parquet").to_pylist()
+    assert {(m["iteration"], m["encoder"], m["split"]) for m in metrics} == {(0, "bi", "train"), (0, "bi", "test")}
+    assert {m["metric"] for m in metrics} >= {"mrr@10", "ndcg@10", "map"}
+    run = pq.read_table(res / "iter0" / "bi" / "run" / "test.parquet")
+    assert run.num_rows == 8 * 20 and run.column("rank").to_pylist()[:3] == [1, 2, 3]
+    assert len(list((res / "iter0" / "bi" / "embeddings").glob("shard-*.parquet"))) == 3
+    assert "encoded" in (res / "logs" / "encode_corpus" / "iter0-shard0.log").read_text()
+
+    assert planned_jobs(snakemake(tmp_path, cfg, "-n")) == {}  # a second run does nothing
+
+    shard_mtime = (res / "iter0" / "bi" / "embeddings" / "shard-0.parquet").stat().st_mtime_ns
+    tiny_config["retrieve"]["depth"] = 10
+    cfg = write_config(tmp_path / "config.yaml", tiny_config)
+    assert planned_jobs(snakemake(tmp_path, cfg, "-n")) == {
+        "retrieve": 2, "evaluate_bi": 2, "summarize": 1, "all": 1}
+    snakemake(tmp_path, cfg)
+    assert pq.read_table(res / "iter0" / "bi" / "run" / "test.parquet").num_rows == 8 * 10
+    assert (res / "iter0" / "bi" / "embeddings" / "shard-0.parquet").stat().st_mtime_ns == shard_mtime
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda c: c["encode"].update(batchsize=3), "batchsize"),
+        (lambda c: c["retrieve"].update(depth="many"), "depth"),
+        (lambda c: c.update(iteratons=2), "iteratons"),
+    ],
+)
+def test_bad_config_names_the_key(tmp_path, tiny_config, change, named):
+    change(tiny_config)
+    proc = snakemake(tmp_path, write_config(tmp_path / "config.yaml", tiny_config), "-n", check=False)
+    assert proc.returncode != 0
+    assert named in proc.stdout + proc.stderr
+
+
+def test_bad_data_stops_with_file_and_line(tmp_path, tiny_config, tiny_beir):
+    with open(tiny_beir / "corpus.jsonl", "a") as f:
+        f.write('{"_id": "broken", "text": \n')
+    proc = snakemake(tmp_path, write_config(tmp_path / "config.yaml", tiny_config), check=False)
+    assert proc.returncode != 0
+    log = (tmp_path / "results" / "tiny" / "logs" / "prepare_data.log").read_text()
+    assert "corpus.jsonl, line 61" in log
+    assert not (tmp_path / "results" / "tiny" / "data" / "corpus.parquet").exists()
