@@ -9,7 +9,9 @@ rule prepare_data:
         f"{RES}/logs/prepare_data.log",
     params:
         dataset=config["dataset"],
-        outdir=f"{RES}/data",
+        outdir=lambda w, output: os.path.dirname(output.corpus),
+    conda:
+        "../envs/bicross.yaml"
     script:
         "../workflow/scripts/prepare_data.py"
 
@@ -30,5 +32,7 @@ rule tokenize:
         doc_max_length=config["tokenize"]["doc_max_length"],
     benchmark:
         f"{RES}/benchmarks/tokenize.tsv"
+    conda:
+        "../envs/bicross.yaml"
     script:
         "../workflow/scripts/tokenize.py"

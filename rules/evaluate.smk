@@ -9,6 +9,8 @@ rule evaluate_bi:
     params:
         encoder="bi",
         relevance_level=config["evaluate"]["relevance_level"],
+    conda:
+        "../envs/bicross.yaml"
     script:
         "../workflow/scripts/evaluate.py"
 
@@ -20,5 +22,7 @@ rule summarize:
         f"{RES}/metrics.parquet",
     log:
         f"{RES}/logs/summarize.log",
+    conda:
+        "../envs/bicross.yaml"
     script:
         "../workflow/scripts/summarize.py"

@@ -16,6 +16,8 @@ rule encode_corpus:
     threads: 4
     benchmark:
         f"{RES}/benchmarks/encode_corpus/iter{{k}}-shard{{s}}.tsv"
+    conda:
+        "../envs/bicross.yaml"
     script:
         "../workflow/scripts/encode.py"
 
@@ -37,6 +39,8 @@ rule encode_queries:
     threads: 4
     benchmark:
         f"{RES}/benchmarks/encode_queries/iter{{k}}-{{split}}.tsv"
+    conda:
+        "../envs/bicross.yaml"
     script:
         "../workflow/scripts/encode.py"
 
@@ -54,5 +58,7 @@ rule retrieve:
     threads: 4
     benchmark:
         f"{RES}/benchmarks/retrieve/iter{{k}}-{{split}}.tsv"
+    conda:
+        "../envs/bicross.yaml"
     script:
         "../workflow/scripts/retrieve.py"

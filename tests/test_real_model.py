@@ -1,0 +1,32 @@
+"""The packaged all-MiniLM-L6-v2 on real SciFact reproduces the published zero-shot figure."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import shared_data
+
+from bicross import pipeline
+
+
+@pytest.mark.slow
+def test_minilm_fp32_scifact_ndcg10(tmp_path):
+    cfg = {"format": "beir", "path": str(shared_data("scifact")), "splits": ["test"]}
+    model = "sentence-transformers/all-MiniLM-L6-v2"
+    data, tok = tmp_path / "data", tmp_path / "tokens"
+    pipeline.prepare_data(cfg, str(data))
+    pipeline.tokenize(model, data / "corpus.parquet", {"test": data / "queries" / "test.parquet"}, 256, 256,
+                      tok / "corpus.parquet", {"test": tok / "test.parquet"})
+    shards = []
+    for s in range(2):  # two shards: the merged search must equal one exact search
+        shards.append(tmp_path / f"shard-{s}.parquet")
+        pipeline.encode(model, tok / "corpus.parquet", shards[-1], precision="fp32", batch_size=32,
+                        shard=s, shards=2)
+    pipeline.encode(model, tok / "test.parquet", tmp_path / "q.parquet", precision="fp32", id_column="qid")
+    pipeline.retrieve(tmp_path / "q.parquet", shards, 100, tmp_path / "run.parquet")
+    metrics = pipeline.evaluate_run(tmp_path / "run.parquet", data / "qrels" / "test.parquet",
+                                    tmp_path / "m.json", iteration=0, encoder="bi", split="test")
+    assert metrics["ndcg@10"] == pytest.approx(0.645, abs=0.005)
+    assert metrics["recall@100"] == pytest.approx(0.925, abs=0.01)
+    assert json.loads((tmp_path / "m.json").read_text())["metrics"]["ndcg@10"] == metrics["ndcg@10"]
