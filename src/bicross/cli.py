@@ -1,0 +1,78 @@
+"""`bicross`: the library's stages from the command line (the workflow calls the same functions)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import pyarrow.parquet as pq
+
+
+def _summary(args) -> None:
+    from bicross.summary import print_summary
+
+    print_summary(args.metrics)
+
+
+def _evaluate(args) -> None:
+    from bicross.evaluate import evaluate_run
+
+    metrics = evaluate_run(pq.read_table(args.run), pq.read_table(args.qrels), args.relevance_level)
+    print(json.dumps(metrics, indent=2, sort_keys=True))
+
+
+def _prepare(args) -> None:
+    import yaml
+
+    from bicross.logs import rule_log
+    from bicross.pipeline import prepare_data
+
+    cfg = yaml.safe_load(open(args.config))
+    with rule_log(None):
+        prepare_data(cfg.get("dataset", cfg), args.out)
+
+
+def _export_trec(args) -> None:
+    from bicross.export import run_to_trec
+
+    run_to_trec(args.run, args.out, tag=args.tag)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bicross", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("summary", help="print the metrics table of a finished run")
+    p.add_argument("metrics", help="results/<experiment>/metrics.parquet")
+    p.set_defaults(func=_summary)
+    p = sub.add_parser("evaluate", help="evaluate a run Parquet against qrels Parquet (JSON to stdout)")
+    p.add_argument("run")
+    p.add_argument("qrels")
+    p.add_argument("--relevance-level", type=int, default=1)
+    p.set_defaults(func=_evaluate)
+    p = sub.add_parser("prepare", help="load a dataset (config YAML with a dataset: section) into Parquet")
+    p.add_argument("config")
+    p.add_argument("out", help="output folder (corpus.parquet, queries/, qrels/)")
+    p.set_defaults(func=_prepare)
+    p = sub.add_parser("export-trec", help="write a run Parquet in TREC run format")
+    p.add_argument("run")
+    p.add_argument("out")
+    p.add_argument("--tag", default="bicross")
+    p.set_defaults(func=_export_trec)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from bicross.errors import BicrossError
+
+    try:
+        args.func(args)
+    except BicrossError as err:
+        print(f"bicross: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
