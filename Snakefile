@@ -14,6 +14,7 @@ configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/retrieve.smk"
+include: "rules/cross.smk"
 include: "rules/evaluate.smk"
 
 

@@ -11,31 +11,48 @@ SPLITS = config["dataset"]["splits"]
 EVAL_SPLITS = config["evaluate"]["splits"]
 ITERATIONS = config["iterations"]
 SHARDS = config["encode"]["shards"]
+TRAIN_SPLIT = config["dataset"]["train_split"]
+CROSS = config["cross_encoder"]
 
 
 wildcard_constraints:
     k=r"\d+",
     s=r"\d+",
     split=r"[A-Za-z0-9_.-]+",
+    tok=r"[^/]+",
 
 
-def _check_eval_splits():
+def _check_config():
+    """What the schema cannot say: relations between keys."""
     unknown = sorted(set(EVAL_SPLITS) - set(SPLITS))
     if unknown:
         raise ValueError(f"config evaluate.splits names {unknown}, not in dataset.splits {SPLITS}")
+    if ITERATIONS > 0 and TRAIN_SPLIT not in SPLITS:
+        raise ValueError(f"config dataset.train_split {TRAIN_SPLIT!r} is not in dataset.splits {SPLITS}")
+    mine, depth = config["mine"], config["retrieve"]["depth"]
+    if mine["rank_end"] < mine["rank_start"]:
+        raise ValueError(f"config mine.rank_end ({mine['rank_end']}) < mine.rank_start ({mine['rank_start']})")
+    for key, value in (("mine.rank_end", mine["rank_end"]), ("cross_encoder.rerank_depth", CROSS["rerank_depth"]),
+                       ("cross_encoder.teacher_depth", CROSS["teacher_depth"])):
+        if ITERATIONS > 0 and value > depth:
+            raise ValueError(f"config {key} ({value}) is deeper than retrieve.depth ({depth})")
 
 
-_check_eval_splits()
+_check_config()
 
 
-def tokenizer_name():
-    """Token files are per tokenizer: every bi-encoder of the chain shares bi-encoder 0's."""
+def _slug(model):
     from bicross.models import model_slug
 
-    return model_slug(config["bi_encoder"]["model"])
+    return model_slug(model)
 
 
-TOK = tokenizer_name()
+# Token files are per tokenizer: every bi-encoder of the chain shares bi-encoder 0's, every
+# cross-encoder the initial cross-encoder's (the same folder when both start from one model).
+TOKENIZERS = {_slug(config["bi_encoder"]["model"]): config["bi_encoder"]["model"],
+              _slug(CROSS["model"]): CROSS["model"]}
+TOK = _slug(config["bi_encoder"]["model"])
+CROSS_TOK = _slug(CROSS["model"])
 
 
 def bi_model(k):
@@ -62,17 +79,43 @@ def dataset_files():
     return [os.path.join(root, f) for f in files]
 
 
+def prev(wildcards):
+    return int(wildcards.k) - 1
+
+
+def cross_init(wildcards):
+    """Cross-encoder k starts from the configured model, or (init: warm) from cross-encoder k-1."""
+    k = int(wildcards.k)
+    return f"{RES}/iter{k - 1}/cross/model" if CROSS["init"] == "warm" and k > 1 else CROSS["model"]
+
+
+def cross_init_input(wildcards):
+    init = cross_init(wildcards)
+    return [init] if init.startswith(RES) else []
+
+
+def cross_hparams(wildcards):
+    keys = ("train_group_size", "batch_size", "gradient_accumulation", "learning_rate", "warmup_ratio",
+            "weight_decay", "max_length", "epochs", "max_steps", "precision", "gradient_checkpointing",
+            "attention_dropout", "checkpoint_every", "log_every")
+    return {"model": cross_init(wildcards), "seed": config["seed"] + int(wildcards.k),
+            **{k: CROSS[k] for k in keys}}
+
+
 def shard_paths(k):
     return expand(f"{RES}/iter{k}/bi/embeddings/shard-{{s}}.parquet", s=range(SHARDS))
 
 
 def metric_files():
-    files = expand(f"{RES}/iter{{k}}/metrics/bi-{{split}}.json", k=[0], split=EVAL_SPLITS)
-    return files
+    bi = expand(f"{RES}/iter{{k}}/metrics/bi-{{split}}.json", k=[0], split=EVAL_SPLITS)
+    cross = expand(f"{RES}/iter{{k}}/metrics/cross-{{split}}.json", k=range(1, ITERATIONS + 1),
+                   split=EVAL_SPLITS)
+    return bi + cross
 
 
 def all_outputs():
-    return [f"{RES}/metrics.parquet"]
+    teachers = expand(f"{RES}/iter{{k}}/cross/teacher.parquet", k=range(1, ITERATIONS + 1))
+    return [f"{RES}/metrics.parquet", *teachers]
 
 
 def print_summary():

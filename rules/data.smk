@@ -21,17 +21,17 @@ rule tokenize:
         corpus=rules.prepare_data.output.corpus,
         queries=rules.prepare_data.output.queries,
     output:
-        corpus=f"{RES}/tokens/{TOK}/corpus.parquet",
-        queries=expand(f"{RES}/tokens/{TOK}/queries/{{split}}.parquet", split=SPLITS),
+        corpus=f"{RES}/tokens/{{tok}}/corpus.parquet",
+        queries=expand(f"{RES}/tokens/{{{{tok}}}}/queries/{{split}}.parquet", split=SPLITS),
     log:
-        f"{RES}/logs/tokenize.log",
+        f"{RES}/logs/tokenize/{{tok}}.log",
     params:
-        model=config["bi_encoder"]["model"],
+        model=lambda w: TOKENIZERS[w.tok],
         splits=SPLITS,
         query_max_length=config["tokenize"]["query_max_length"],
         doc_max_length=config["tokenize"]["doc_max_length"],
     benchmark:
-        f"{RES}/benchmarks/tokenize.tsv"
+        f"{RES}/benchmarks/tokenize/{{tok}}.tsv"
     conda:
         "../envs/bicross.yaml"
     script:

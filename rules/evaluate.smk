@@ -26,3 +26,16 @@ rule summarize:
         "../envs/bicross.yaml"
     script:
         "../workflow/scripts/summarize.py"
+
+
+use rule evaluate_bi as evaluate_cross with:
+    input:
+        run=rules.rerank.output[0],
+        qrels=f"{RES}/data/qrels/{{split}}.parquet",
+    output:
+        f"{RES}/iter{{k}}/metrics/cross-{{split}}.json",
+    log:
+        f"{RES}/logs/evaluate_cross/iter{{k}}-{{split}}.log",
+    params:
+        encoder="cross",
+        relevance_level=config["evaluate"]["relevance_level"],

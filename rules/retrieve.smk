@@ -1,6 +1,6 @@
 rule encode_corpus:
     input:
-        tokens=rules.tokenize.output.corpus,
+        tokens=f"{RES}/tokens/{TOK}/corpus.parquet",
         model=bi_model_input,
     output:
         f"{RES}/iter{{k}}/bi/embeddings/shard-{{s}}.parquet",

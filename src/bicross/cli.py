@@ -39,6 +39,13 @@ def _export_trec(args) -> None:
     run_to_trec(args.run, args.out, tag=args.tag)
 
 
+def _export_flagembedding(args) -> None:
+    from bicross.export import to_flagembedding
+
+    n = to_flagembedding(args.negatives, args.queries, args.corpus, args.out, args.teacher)
+    print(f"wrote {n} lines to {args.out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bicross", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -59,6 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out")
     p.add_argument("--tag", default="bicross")
     p.set_defaults(func=_export_trec)
+    p = sub.add_parser("export-flagembedding",
+                       help="negatives (+ teacher scores) as FlagEmbedding JSONL (query, pos, neg, *_scores)")
+    p.add_argument("--negatives", required=True, help="results/<exp>/iter<k>/negatives.parquet")
+    p.add_argument("--queries", required=True, help="results/<exp>/data/queries/train.parquet")
+    p.add_argument("--corpus", required=True, help="results/<exp>/data/corpus.parquet")
+    p.add_argument("--teacher", help="results/<exp>/iter<k>/cross/teacher.parquet")
+    p.add_argument("out")
+    p.set_defaults(func=_export_flagembedding)
     return parser
 
 

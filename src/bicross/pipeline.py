@@ -92,3 +92,76 @@ def evaluate_run(run: str, qrels: str, out: str, *, iteration: int, encoder: str
 def summarize(metric_files: list[str], out: str) -> None:
     table = summary.write_metrics(metric_files, out)
     log.info("metrics table\n%s", summary.format_table(table))
+
+
+def _scoring_setup(model: str, precision: str, threads: int | None):
+    from bicross.score import CrossEncoder
+
+    devices.set_threads(threads)
+    device = devices.pick_device()
+    return CrossEncoder(model), device, devices.resolve_precision(precision, device)
+
+
+def rerank(
+    model: str, run: str, query_tokens: str, corpus_tokens: str, out: str, *, depth: int, max_length: int,
+    batch_size: int = 64, precision: str = "auto", threads: int | None = None,
+) -> None:
+    """Cross-encoder scores for each query's top-`depth` candidates; a new run ordered by them."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from bicross.tokenize import TokenStore
+
+    cross, device, dtype = _scoring_setup(model, precision, threads)
+    table = pq.read_table(run)
+    table = table.filter(pc.less_equal(table.column("rank"), depth))
+    qids, docids = table.column("qid").to_pylist(), table.column("docid").to_pylist()
+    start = time.perf_counter()
+    scores = cross.score(TokenStore(query_tokens).get(qids), TokenStore(corpus_tokens).get(docids),
+                         max_length, batch_size, device, dtype, desc=f"rerank {Path(run).stem}")
+    log.info("reranked %d pairs in %.1f s (%.1f pairs/s)", len(scores), time.perf_counter() - start,
+             len(scores) / max(time.perf_counter() - start, 1e-9))
+    scored = pa.table({"qid": qids, "docid": docids, "score": scores.astype(np.float32)})
+    scored = scored.sort_by([("qid", "ascending"), ("score", "descending"), ("docid", "ascending")])
+    ranks = _ranks_within(scored.column("qid").to_numpy(zero_copy_only=False))
+    write_table(scored.append_column("rank", pa.array(ranks, pa.int32())), out, RUN)
+
+
+def _ranks_within(groups) -> list[int]:
+    """1, 2, ... restarting at each new value of a sorted group column."""
+    ranks, previous, r = [], object(), 0
+    for g in groups:
+        r = r + 1 if g == previous else 1
+        previous = g
+        ranks.append(r)
+    return ranks
+
+
+def score_teacher(
+    model: str, run: str, qrels: str, query_tokens: str, corpus_tokens: str, out: str, *, depth: int,
+    max_length: int, batch_size: int = 64, precision: str = "auto", threads: int | None = None,
+) -> None:
+    """Teacher scores for train queries: the top-`depth` candidates AND every qrels positive."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from bicross.schemas import TEACHER
+    from bicross.tokenize import TokenStore
+
+    cross, device, dtype = _scoring_setup(model, precision, threads)
+    judged = pq.read_table(qrels)
+    positives = judged.filter(pc.greater(judged.column("relevance"), 0)).select(["qid", "docid"])
+    trained = pc.unique(positives.column("qid"))  # queries without a positive train nothing
+    candidates = pq.read_table(run, columns=["qid", "docid", "rank"])
+    candidates = candidates.filter(pc.and_(pc.less_equal(candidates.column("rank"), depth),
+                                           pc.is_in(candidates.column("qid"), value_set=trained)))
+    pairs = pa.concat_tables([candidates.select(["qid", "docid"]), positives]).group_by(
+        ["qid", "docid"]).aggregate([]).sort_by([("qid", "ascending"), ("docid", "ascending")])
+    qids, docids = pairs.column("qid").to_pylist(), pairs.column("docid").to_pylist()
+    start = time.perf_counter()
+    scores = cross.score(TokenStore(query_tokens).get(qids), TokenStore(corpus_tokens).get(docids),
+                         max_length, batch_size, device, dtype, desc="teacher scores")
+    log.info("teacher scores for %d pairs (%d queries; top %d + %d positives) in %.1f s", len(scores),
+             len(trained), depth, positives.num_rows, time.perf_counter() - start)
+    write_table(pa.table({"qid": qids, "docid": docids, "score": scores}), out, TEACHER)

@@ -23,6 +23,10 @@ TOKENS = pa.schema([("id", pa.string()), ("input_ids", pa.list_(pa.int32()))])
 RUN = pa.schema(
     [("qid", pa.string()), ("docid", pa.string()), ("rank", pa.int32()), ("score", pa.float32())]
 )
+TEACHER = pa.schema([("qid", pa.string()), ("docid", pa.string()), ("score", pa.float32())])
+NEGATIVES = pa.schema(
+    [("qid", pa.string()), ("positives", pa.list_(pa.string())), ("negatives", pa.list_(pa.string()))]
+)
 METRICS = pa.schema(
     [
         ("iteration", pa.int32()),

@@ -116,3 +116,25 @@ def read_tokens(path, rows: slice | None = None) -> tuple[list[str], list[list[i
     if rows is not None:
         table = table.slice(rows.start, rows.stop - rows.start)
     return table.column("id").to_pylist(), table.column("input_ids").to_pylist()
+
+
+class TokenStore:
+    """Random access to a TOKENS file by id, without a Python dict over millions of rows."""
+
+    def __init__(self, path):
+        self.path = path
+        self.table = pq.read_table(path)
+        self._ids = self.table.column("id").combine_chunks()
+
+    def get(self, ids: list[str]) -> list[list[int]]:
+        """Token ids for `ids`, in that order; an id the file lacks is an InputError naming it."""
+        import pyarrow.compute as pc
+
+        from bicross.errors import InputError
+
+        wanted = pa.array(ids, pa.string())
+        rows = pc.index_in(wanted, value_set=self._ids)
+        if rows.null_count:
+            missing = [i for i, r in zip(ids, rows.to_pylist(), strict=True) if r is None][:5]
+            raise InputError(self.path, None, "token ids for every requested id", f"none for {missing}")
+        return self.table.column("input_ids").take(rows).to_pylist()

@@ -1,0 +1,89 @@
+rule mine_negatives:
+    input:
+        run=lambda w: f"{RES}/iter{prev(w)}/bi/run/{TRAIN_SPLIT}.parquet",
+        qrels=f"{RES}/data/qrels/{TRAIN_SPLIT}.parquet",
+        corpus=f"{RES}/data/corpus.parquet",
+    output:
+        f"{RES}/iter{{k}}/negatives.parquet",
+    log:
+        f"{RES}/logs/mine_negatives/iter{{k}}.log",
+    params:
+        rank_start=config["mine"]["rank_start"],
+        rank_end=config["mine"]["rank_end"],
+        negatives_per_query=config["mine"]["negatives_per_query"],
+        seed=lambda w: config["seed"] + int(w.k),
+    conda:
+        "../envs/bicross.yaml"
+    script:
+        "../workflow/scripts/mine_negatives.py"
+
+
+rule train_cross:
+    input:
+        negatives=rules.mine_negatives.output[0],
+        queries=f"{RES}/tokens/{CROSS_TOK}/queries/{TRAIN_SPLIT}.parquet",
+        corpus=f"{RES}/tokens/{CROSS_TOK}/corpus.parquet",
+        init=cross_init_input,
+    output:
+        directory(f"{RES}/iter{{k}}/cross/model"),
+    log:
+        f"{RES}/logs/train_cross/iter{{k}}.log",
+    params:
+        hparams=cross_hparams,
+        checkpoints=lambda w, output: f"{output[0]}.checkpoints",
+    threads: 4
+    benchmark:
+        f"{RES}/benchmarks/train_cross/iter{{k}}.tsv"
+    conda:
+        "../envs/bicross.yaml"
+    script:
+        "../workflow/scripts/train_cross.py"
+
+
+rule rerank:
+    input:
+        model=rules.train_cross.output[0],
+        run=lambda w: f"{RES}/iter{prev(w)}/bi/run/{w.split}.parquet",
+        queries=f"{RES}/tokens/{CROSS_TOK}/queries/{{split}}.parquet",
+        corpus=f"{RES}/tokens/{CROSS_TOK}/corpus.parquet",
+    output:
+        f"{RES}/iter{{k}}/cross/run/{{split}}.parquet",
+    log:
+        f"{RES}/logs/rerank/iter{{k}}-{{split}}.log",
+    params:
+        depth=CROSS["rerank_depth"],
+        max_length=CROSS["max_length"],
+        batch_size=CROSS["score_batch_size"],
+        precision=CROSS["precision"],
+    threads: 4
+    benchmark:
+        f"{RES}/benchmarks/rerank/iter{{k}}-{{split}}.tsv"
+    conda:
+        "../envs/bicross.yaml"
+    script:
+        "../workflow/scripts/rerank.py"
+
+
+rule score_teacher:
+    input:
+        model=rules.train_cross.output[0],
+        run=lambda w: f"{RES}/iter{prev(w)}/bi/run/{TRAIN_SPLIT}.parquet",
+        qrels=f"{RES}/data/qrels/{TRAIN_SPLIT}.parquet",
+        queries=f"{RES}/tokens/{CROSS_TOK}/queries/{TRAIN_SPLIT}.parquet",
+        corpus=f"{RES}/tokens/{CROSS_TOK}/corpus.parquet",
+    output:
+        f"{RES}/iter{{k}}/cross/teacher.parquet",
+    log:
+        f"{RES}/logs/score_teacher/iter{{k}}.log",
+    params:
+        depth=CROSS["teacher_depth"],
+        max_length=CROSS["max_length"],
+        batch_size=CROSS["score_batch_size"],
+        precision=CROSS["precision"],
+    threads: 4
+    benchmark:
+        f"{RES}/benchmarks/score_teacher/iter{{k}}.tsv"
+    conda:
+        "../envs/bicross.yaml"
+    script:
+        "../workflow/scripts/score_teacher.py"
