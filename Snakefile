@@ -7,6 +7,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+report: "workflow/report/workflow.rst"
+
+
 # the embedded default sits beside this file; --configfile / --config layer on top of it
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
@@ -16,6 +19,7 @@ include: "rules/data.smk"
 include: "rules/retrieve.smk"
 include: "rules/cross.smk"
 include: "rules/evaluate.smk"
+include: "rules/report.smk"
 
 
 rule all:

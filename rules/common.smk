@@ -115,7 +115,7 @@ def metric_files():
 
 def all_outputs():
     teachers = expand(f"{RES}/iter{{k}}/cross/teacher.parquet", k=range(1, ITERATIONS + 1))
-    return [f"{RES}/metrics.parquet", *teachers]
+    return [f"{RES}/metrics.parquet", f"{RES}/report/metrics.png", *teachers]
 
 
 def print_summary():

@@ -1,0 +1,18 @@
+rule report_assets:
+    input:
+        rules.summarize.output[0],
+    output:
+        table=report(f"{RES}/report/metrics.tsv", caption="../workflow/report/metrics_table.rst",
+                     category="Metrics"),
+        plot=report(f"{RES}/report/metrics.png", caption="../workflow/report/metrics_plot.rst",
+                    category="Metrics"),
+        runtimes=report(f"{RES}/report/runtimes.tsv", caption="../workflow/report/runtimes.rst",
+                        category="Runtimes"),
+    log:
+        f"{RES}/logs/report_assets.log",
+    params:
+        benchmarks=f"{RES}/benchmarks",
+    conda:
+        "../envs/bicross.yaml"
+    script:
+        "../workflow/scripts/report_assets.py"
