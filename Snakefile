@@ -18,6 +18,7 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/retrieve.smk"
 include: "rules/cross.smk"
+include: "rules/distill.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
 

@@ -13,6 +13,7 @@ ITERATIONS = config["iterations"]
 SHARDS = config["encode"]["shards"]
 TRAIN_SPLIT = config["dataset"]["train_split"]
 CROSS = config["cross_encoder"]
+DISTILL = config["distill"]
 
 
 wildcard_constraints:
@@ -94,12 +95,52 @@ def cross_init_input(wildcards):
     return [init] if init.startswith(RES) else []
 
 
+def for_iteration(section, key, k):
+    """A config value for iteration k, taking a per-iteration override list into account."""
+    values = config["overrides"].get(section, {}).get(key)
+    if values is None:
+        return config[section][key]
+    return values[min(int(k), len(values)) - 1]
+
+
+def _check_overrides():
+    for section, keys in config["overrides"].items():
+        unknown = sorted(set(keys) - set(config[section]))
+        if unknown:
+            raise ValueError(f"config overrides.{section} names {unknown}, not keys of {section}")
+
+
+_check_overrides()
+
+
 def cross_hparams(wildcards):
     keys = ("train_group_size", "batch_size", "gradient_accumulation", "learning_rate", "warmup_ratio",
             "weight_decay", "max_length", "epochs", "max_steps", "precision", "gradient_checkpointing",
             "attention_dropout", "checkpoint_every", "log_every")
     return {"model": cross_init(wildcards), "seed": config["seed"] + int(wildcards.k),
-            **{k: CROSS[k] for k in keys}}
+            **{key: for_iteration("cross_encoder", key, wildcards.k) for key in keys}}
+
+
+def distill_init(wildcards):
+    """Bi-encoder k starts from bi-encoder k-1 (warm) or from the initial model (fresh)."""
+    return bi_model(int(wildcards.k) - 1) if DISTILL["init"] == "warm" else bi_model(0)
+
+
+def distill_init_input(wildcards):
+    init = distill_init(wildcards)
+    return [init] if init.startswith(RES) else []
+
+
+def distill_hparams(wildcards):
+    keys = ("group_size", "batch_size", "gradient_accumulation", "learning_rate", "warmup_ratio",
+            "weight_decay", "epochs", "max_steps", "precision", "gradient_checkpointing", "attention_dropout",
+            "loss", "teacher_temperature", "student_temperature", "kl_weight", "inbatch_weight",
+            "checkpoint_every", "log_every")
+    return {"model": distill_init(wildcards), "seed": config["seed"] + 1000 + int(wildcards.k),
+            "pooling": config["bi_encoder"]["pooling"], "normalize": config["bi_encoder"]["normalize"],
+            "query_max_length": config["tokenize"]["query_max_length"],
+            "doc_max_length": config["tokenize"]["doc_max_length"],
+            **{key: for_iteration("distill", key, wildcards.k) for key in keys}}
 
 
 def shard_paths(k):
@@ -107,15 +148,14 @@ def shard_paths(k):
 
 
 def metric_files():
-    bi = expand(f"{RES}/iter{{k}}/metrics/bi-{{split}}.json", k=[0], split=EVAL_SPLITS)
+    bi = expand(f"{RES}/iter{{k}}/metrics/bi-{{split}}.json", k=range(ITERATIONS + 1), split=EVAL_SPLITS)
     cross = expand(f"{RES}/iter{{k}}/metrics/cross-{{split}}.json", k=range(1, ITERATIONS + 1),
                    split=EVAL_SPLITS)
     return bi + cross
 
 
 def all_outputs():
-    teachers = expand(f"{RES}/iter{{k}}/cross/teacher.parquet", k=range(1, ITERATIONS + 1))
-    return [f"{RES}/metrics.parquet", f"{RES}/report/metrics.png", *teachers]
+    return [f"{RES}/metrics.parquet", f"{RES}/report/metrics.png"]
 
 
 def print_summary():

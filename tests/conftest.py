@@ -81,3 +81,69 @@ def write_tiny_beir(root: Path, num_docs: int = 60, train: int = 12, test: int =
 @pytest.fixture
 def tiny_beir(tmp_path) -> Path:
     return write_tiny_beir(tmp_path / "beir")
+
+
+# --- cross-encoder training fixtures -----------------------------------------------------------------
+
+def save_tiny_cross_init(out: Path, seed: int = 0, dropout: float = 0.0) -> Path:
+    """A tiny random BERT (no head: a cross-encoder init gets a new 1-logit head) + the MiniLM tokenizer.
+
+    Hidden dropout defaults to 0 so runs on 1 and 2 processes can be compared number for number.
+    """
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from bicross.models import resolve_model_path
+
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("sentence-transformers/all-MiniLM-L6-v2"))
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512,
+                        hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    BertModel(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def write_tiny_cross_data(root: Path, num_queries: int = 18, num_docs: int = 50, seed: int = 0) -> dict[str, Path]:
+    """Token files (ids without special tokens) and a negatives file for cross-encoder training.
+
+    Query i has positives [d{i}] (and d{i+1} when i is even) and 2..9 negatives; the last query has no
+    positive (skipped by the trainer), so `num_queries - 1` queries train. Document d{i} repeats the
+    tokens of query i, so the task is learnable.
+    """
+    import pyarrow as pa
+
+    from bicross.schemas import NEGATIVES, TOKENS, write_table
+
+    rng = random.Random(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    queries = [[rng.randint(1000, 1999) for _ in range(rng.randint(3, 9))] for _ in range(num_queries)]
+    docs = []
+    for i in range(num_docs):
+        body = [rng.randint(2000, 2999) for _ in range(rng.randint(5, 60))]
+        docs.append((queries[i] if i < num_queries else []) + body)
+    paths = {"queries": root / "queries.parquet", "corpus": root / "corpus.parquet",
+             "negatives": root / "negatives.parquet"}
+    write_table(pa.table({"id": [f"q{i}" for i in range(num_queries)], "input_ids": queries}),
+                paths["queries"], TOKENS)
+    write_table(pa.table({"id": [f"d{i}" for i in range(num_docs)], "input_ids": docs}), paths["corpus"], TOKENS)
+    rows = {"qid": [], "positives": [], "negatives": []}
+    for i in range(num_queries):
+        positives = [] if i == num_queries - 1 else [f"d{i}"] + ([f"d{i + 1}"] if i % 2 == 0 else [])
+        pool = [f"d{j}" for j in range(num_docs) if f"d{j}" not in positives]
+        rows["qid"].append(f"q{i}")
+        rows["positives"].append(positives)
+        rows["negatives"].append(rng.sample(pool, 2 + i % 8))
+    write_table(pa.table(rows), paths["negatives"], NEGATIVES)
+    return paths
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_init(tmp_path_factory) -> Path:
+    return save_tiny_cross_init(tmp_path_factory.mktemp("tiny-cross-init"))
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_data(tmp_path_factory) -> dict[str, Path]:
+    return write_tiny_cross_data(tmp_path_factory.mktemp("tiny-cross-data"))

@@ -39,7 +39,7 @@ def test_pipeline_runs_and_reruns_only_what_changed(tmp_path, tiny_config):
     tiny_config["retrieve"]["depth"] = 10
     cfg = write_config(tmp_path / "config.yaml", tiny_config)
     assert planned_jobs(snakemake(tmp_path, cfg, "-n")) == {
-        "retrieve": 2, "evaluate_bi": 2, "summarize": 1, "all": 1}
+        "retrieve": 2, "evaluate_bi": 2, "summarize": 1, "report_assets": 1, "all": 1}
     snakemake(tmp_path, cfg)
     assert pq.read_table(res / "iter0" / "bi" / "run" / "test.parquet").num_rows == 8 * 10
     assert (res / "iter0" / "bi" / "embeddings" / "shard-0.parquet").stat().st_mtime_ns == shard_mtime

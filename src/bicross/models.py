@@ -111,3 +111,30 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, cfg: PoolingConfig)
     if cfg.normalize:
         out = torch.nn.functional.normalize(out, p=2, dim=-1)
     return out
+
+
+def save_bi_encoder(model: torch.nn.Module, tokenizer, pooling: PoolingConfig, out) -> None:
+    """Save weights, tokenizer and sentence-transformers module files, so `AutoModel` and
+    `SentenceTransformer` both load the folder with its pooling and normalisation, no arguments."""
+    out = Path(out)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]
+    if pooling.normalize:
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize",
+                        "type": "sentence_transformers.models.Normalize"})
+        (out / "2_Normalize").mkdir(exist_ok=True)
+    (out / "modules.json").write_text(json.dumps(modules, indent=2))
+    (out / "1_Pooling").mkdir(exist_ok=True)
+    (out / "1_Pooling" / "config.json").write_text(json.dumps({
+        "word_embedding_dimension": model.config.hidden_size,
+        "pooling_mode_cls_token": pooling.pooling == "cls",
+        "pooling_mode_mean_tokens": pooling.pooling == "mean",
+        "pooling_mode_max_tokens": False,
+        "pooling_mode_mean_sqrt_len_tokens": False,
+    }, indent=2))
+    (out / "sentence_bert_config.json").write_text(json.dumps(
+        {"max_seq_length": pooling.max_length or 256, "do_lower_case": False}, indent=2))

@@ -1,0 +1,260 @@
+"""Distil the bi-encoder from the cross-encoder's teacher scores (iteration k: bi-encoder k-1 -> k).
+
+Run under accelerate (the workflow's `distill_bi` rule does it through `bicross.launch`)::
+
+    accelerate launch [...] -m bicross.train_bi --teacher iter1/cross/teacher.parquet \\
+        --qrels data/qrels/train.parquet --queries tokens/<tok>/queries/train.parquet \\
+        --corpus tokens/<tok>/corpus.parquet --out iter1/bi/model --checkpoints iter1/bi/model.checkpoints \\
+        --hparams '{"model": "sentence-transformers/all-MiniLM-L6-v2", "epochs": 1}'
+
+Each epoch, each train query with a positive becomes one group: a positive drawn at random from its
+qrels positives (index 0) and ``group_size - 1`` of its other teacher-scored candidates, with the
+teacher's scores for all of them. The student scores a group by the similarity of the query's and the
+documents' pooled embeddings; the loss (`loss: kl`) is
+
+    kl_weight * KL(softmax(teacher / T_teacher) || softmax(student / T_student))   (batchmean)
+      + inbatch_weight * CE over every document of the batch, target the query's positive (student / T_student)
+
+or ``loss: margin_mse`` (MarginMSE on positive - negative margins) plus the same in-batch term.
+The model is saved with its sentence-transformers files, so `SentenceTransformer(out)` and
+`AutoModel.from_pretrained(out)` load it with its pooling and normalisation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+from torch.utils.data import Dataset
+
+from bicross.batching import pad_batch
+from bicross.errors import ConfigError, InputError
+from bicross.losses import DistillKL, InBatchCE, MarginMSE
+from bicross.tokenize import SpecialTokens
+from bicross.trainio import PackedTokens, load_hparams, read_columns, rows_of
+
+log = logging.getLogger("bicross.train_bi")
+
+DEFAULTS: dict[str, Any] = {
+    "model": "sentence-transformers/all-MiniLM-L6-v2",
+    "pooling": "auto",
+    "normalize": "auto",
+    "group_size": 8,
+    "batch_size": 8,
+    "gradient_accumulation": 1,
+    "learning_rate": 2e-5,
+    "warmup_ratio": 0.1,
+    "weight_decay": 0.01,
+    "query_max_length": 64,
+    "doc_max_length": 256,
+    "epochs": 1,
+    "max_steps": None,
+    "precision": "auto",
+    "gradient_checkpointing": False,
+    "attention_dropout": 0.0,
+    "loss": "kl",
+    "teacher_temperature": 1.0,
+    "student_temperature": 0.05,
+    "kl_weight": 1.0,
+    "inbatch_weight": 1.0,
+    "checkpoint_every": 200,
+    "seed": 42,
+    "log_every": 10,
+    "max_grad_norm": 1.0,
+    "keep_checkpoints": 2,
+}
+
+
+def resolve_hparams(given: dict[str, Any] | None) -> dict[str, Any]:
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(DEFAULTS))
+    if unknown:
+        raise ConfigError(f"unknown bi-encoder distillation hyperparameters {unknown}; known: {sorted(DEFAULTS)}")
+    hp = {**DEFAULTS, **given}
+    if int(hp["group_size"]) < 2:
+        raise ConfigError(f"group_size must be >= 2 (1 positive + candidates), got {hp['group_size']}")
+    if hp["loss"] not in ("kl", "margin_mse"):
+        raise ConfigError(f"loss must be kl or margin_mse, got {hp['loss']!r}")
+    return hp
+
+
+class TeacherGroups(Dataset):
+    """One item per train query per epoch: (query row, document rows with a positive first, teacher scores)."""
+
+    def __init__(self, teacher, qrels, queries, corpus, group_size: int, seed: int):
+        self.group_size, self.seed = int(group_size), int(seed)
+        self._epoch = None
+        scored = read_columns(teacher, ("qid", "docid", "score"))
+        judged = read_columns(qrels, ("qid", "docid", "relevance"))
+        positives = judged.filter(pc.greater(judged.column("relevance"), 0))
+        pos_keys = set(zip(positives.column("qid").to_pylist(), positives.column("docid").to_pylist(), strict=True))
+        scored = scored.sort_by([("qid", "ascending"), ("docid", "ascending")])
+        qids = scored.column("qid").to_pylist()
+        docids = scored.column("docid").combine_chunks()
+        is_pos = np.fromiter(((q, d) in pos_keys for q, d in zip(qids, docids.to_pylist(), strict=True)),
+                             dtype=bool, count=len(qids))
+        self.scores = scored.column("score").to_numpy().astype(np.float32)
+
+        ctab = read_columns(corpus, ("id", "input_ids"))
+        doc_rows = rows_of(docids, ctab.column("id").combine_chunks(), teacher, f"documents in {corpus}", "docid")
+        used, self._doc = np.unique(doc_rows, return_inverse=True)
+        self.docs = PackedTokens.from_column(ctab.column("input_ids").take(pa.array(used)))
+        del ctab
+
+        starts = np.flatnonzero(np.r_[True, np.asarray(qids[1:], dtype=object) != np.asarray(qids[:-1], dtype=object)])
+        bounds = np.r_[starts, len(qids)]
+        self.groups: list[tuple[np.ndarray, np.ndarray]] = []  # (positive entries, candidate entries)
+        names, self.skipped = [], 0
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            entries = np.arange(a, b)
+            pos, cand = entries[is_pos[a:b]], entries[~is_pos[a:b]]
+            if len(pos) == 0 or len(cand) == 0:
+                self.skipped += 1
+                continue
+            self.groups.append((pos, cand))
+            names.append(qids[a])
+        if not self.groups:
+            raise InputError(teacher, None, "queries with a scored positive and a scored candidate", "none")
+        qtab = read_columns(queries, ("id", "input_ids"))
+        qrows = rows_of(pa.array(names, pa.string()), qtab.column("id").combine_chunks(), teacher,
+                        f"query tokens in {queries}", "qid")
+        self.queries = PackedTokens.from_column(qtab.column("input_ids").take(pa.array(qrows)))
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def set_epoch(self, epoch: int) -> None:
+        """This epoch's order and groups from an RNG seeded with (seed, epoch): resumable, layout-free."""
+        epoch = int(epoch)
+        if epoch == self._epoch:
+            return
+        rng = np.random.default_rng([self.seed, epoch])
+        g = self.group_size
+        self._order = rng.permutation(len(self.groups))
+        self._entries = np.empty((len(self.groups), g), dtype=np.int64)
+        for k, q in enumerate(self._order):
+            pos, cand = self.groups[q]
+            self._entries[k, 0] = pos[rng.integers(len(pos))]
+            self._entries[k, 1:] = cand[rng.choice(len(cand), g - 1, replace=bool(len(cand) < g - 1))]
+        self._epoch = epoch
+
+    def __getitem__(self, i: int):
+        if self._epoch is None:
+            self.set_epoch(0)
+        entries = self._entries[i]
+        return int(self._order[i]), self._doc[entries], self.scores[entries]
+
+
+class BiCollator:
+    def __init__(self, data: TeacherGroups, special: SpecialTokens, query_max: int, doc_max: int, keys: set[str]):
+        self.data, self.special, self.keys = data, special, keys
+        self.query_room = query_max - special.single_extra
+        self.doc_room = doc_max - special.single_extra
+
+    def _batch(self, seqs) -> dict[str, torch.Tensor]:
+        batch = pad_batch([self.special.single(s) for s in seqs], self.special.pad_id)
+        return {k: v for k, v in batch.items() if k in self.keys}
+
+    def __call__(self, items) -> dict[str, Any]:
+        queries = [self.data.queries[q][: self.query_room].tolist() for q, _, _ in items]
+        docs = [self.data.docs[int(d)][: self.doc_room].tolist() for _, rows, _ in items for d in rows]
+        return {"query": self._batch(queries), "docs": self._batch(docs),
+                "teacher": torch.as_tensor(np.stack([t for _, _, t in items]), dtype=torch.float32)}
+
+
+def train_bi(teacher, qrels, queries, corpus, out, checkpoints, hparams: dict[str, Any] | None = None,
+             log_path: str | None = None, stop_after_steps: int | None = None) -> dict[str, Any]:
+    from transformers import AutoModel
+
+    from bicross.encode import forward_keys
+    from bicross.models import load_bi_encoder, pool, resolve_model_path, save_bi_encoder
+    from bicross.training import (
+        TrainConfig,
+        configure_logging,
+        file_signature,
+        finish,
+        save_final,
+        setup_accelerator,
+        train,
+    )
+
+    hp = resolve_hparams(hparams)
+    config = TrainConfig.from_dict(hp)
+    config.validate()
+    accelerator = setup_accelerator(hp["precision"], hp["seed"])
+    configure_logging(accelerator, log_path)
+    if accelerator.is_main_process:
+        log.info("hyperparameters %s", json.dumps(hp, sort_keys=True))
+    data = TeacherGroups(teacher, qrels, queries, corpus, hp["group_size"], hp["seed"])
+    if accelerator.is_main_process:
+        log.info("%d training queries (%d skipped without a scored positive or candidate), %d documents",
+                 len(data), data.skipped, len(data.docs))
+    encoder = load_bi_encoder(hp["model"], pooling=hp["pooling"], normalize=hp["normalize"])
+    # a fresh copy in train mode with the configured attention dropout (0 doubles CPU training speed)
+    model = AutoModel.from_pretrained(resolve_model_path(hp["model"]),
+                                      attention_probs_dropout_prob=float(hp["attention_dropout"]))
+    special = SpecialTokens.probe(encoder.tokenizer)
+    collate = BiCollator(data, special, hp["query_max_length"], hp["doc_max_length"], forward_keys(model))
+    cfg, group = encoder.pooling, int(hp["group_size"])
+    t_student = float(hp["student_temperature"])
+    teacher_loss = (DistillKL(hp["teacher_temperature"], t_student) if hp["loss"] == "kl"
+                    else MarginMSE(1.0 / t_student))
+    inbatch = InBatchCE(t_student)
+
+    def loss_fn(model, batch):
+        q = pool(model(**batch["query"]).last_hidden_state, batch["query"]["attention_mask"], cfg)
+        d = pool(model(**batch["docs"]).last_hidden_state, batch["docs"]["attention_mask"], cfg)
+        student = torch.einsum("bh,bgh->bg", q, d.view(q.shape[0], group, -1))
+        loss = hp["kl_weight"] * teacher_loss(student, batch["teacher"])
+        if hp["inbatch_weight"]:
+            loss = loss + hp["inbatch_weight"] * inbatch(q, d, group)
+        return loss
+
+    settings = {"hparams": hp, "inputs": [file_signature(p) for p in (teacher, qrels, queries, corpus)]}
+    model, result = train(accelerator, model, data, collate, loss_fn, config, checkpoints, settings=settings,
+                          count_fn=lambda b: int(b["teacher"].shape[0]), unit="group",
+                          stop_after_steps=stop_after_steps)
+    summary = {"hparams": hp, "train_queries": len(data), "num_processes": accelerator.num_processes,
+               "mixed_precision": accelerator.mixed_precision, "config": asdict(config), **result.to_dict()}
+    cfg.max_length = cfg.max_length or int(hp["doc_max_length"])
+
+    def save(unwrapped, path: Path) -> None:
+        save_bi_encoder(unwrapped, encoder.tokenizer, cfg, path)
+        (path / "training.json").write_text(json.dumps(summary, indent=1))
+
+    save_final(accelerator, model, out, save)
+    finish(accelerator, checkpoints)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bicross.train_bi", description=__doc__.split("\n")[0])
+    parser.add_argument("--teacher", required=True, help="Parquet: qid, docid, score (cross-encoder k)")
+    parser.add_argument("--qrels", required=True, help="train qrels Parquet (positives: relevance > 0)")
+    parser.add_argument("--queries", required=True, help="token Parquet of the train queries")
+    parser.add_argument("--corpus", required=True, help="token Parquet of the documents")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--checkpoints", required=True)
+    parser.add_argument("--hparams", default=None, help="JSON object, or a JSON/YAML file")
+    parser.add_argument("--log", default=None)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--stop-after-steps", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    train_bi(args.teacher, args.qrels, args.queries, args.corpus, args.out, args.checkpoints,
+             load_hparams(args.hparams), log_path=args.log, stop_after_steps=args.stop_after_steps)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()

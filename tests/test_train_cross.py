@@ -1,0 +1,302 @@
+"""Cross-encoder training: groups and batches, the step plan, and real `accelerate launch` runs on CPU
+(1 process vs 2 gloo processes, a killed run resumed from its checkpoint, loading the saved model)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from bicross.errors import ConfigError, InputError
+from bicross.launch import free_port
+from bicross.train_cross import DEFAULTS, CrossGroups, PairCollator, resolve_hparams
+from bicross.training import TrainConfig, _FirstN, make_plan, parameter_groups
+
+GROUP = 4
+
+
+def _special():
+    from transformers import AutoTokenizer
+
+    from bicross.models import resolve_model_path
+    from bicross.tokenize import SpecialTokens
+
+    return SpecialTokens.probe(AutoTokenizer.from_pretrained(
+        resolve_model_path("sentence-transformers/all-MiniLM-L6-v2")))
+
+
+def _groups(data_paths, group=GROUP, seed=7) -> CrossGroups:
+    return CrossGroups(data_paths["negatives"], data_paths["queries"], data_paths["corpus"], group, seed)
+
+
+def _table(path, key="id", value="input_ids") -> dict:
+    t = pq.read_table(path).to_pydict()
+    return dict(zip(t[key], t[value], strict=True))
+
+
+# --------------------------------------------------------------------------------------------------
+# groups and batches
+
+
+def test_group_layout_on_real_batches(tiny_cross_data):
+    data = _groups(tiny_cross_data)
+    special = _special()
+    negatives = pq.read_table(tiny_cross_data["negatives"]).to_pydict()
+    pos = dict(zip(negatives["qid"], negatives["positives"], strict=True))
+    neg = dict(zip(negatives["qid"], negatives["negatives"], strict=True))
+    qtok, dtok = _table(tiny_cross_data["queries"]), _table(tiny_cross_data["corpus"])
+    max_length = 40
+    collate = PairCollator(data, special, max_length, {"input_ids", "attention_mask", "token_type_ids"})
+    data.set_epoch(0)
+    items = [data[i] for i in range(3)]
+    batch = collate(items)
+    assert batch["input_ids"].shape[0] == 3 * GROUP
+    assert batch["input_ids"].shape[1] <= max_length
+    for b, (q, docs) in enumerate(items):
+        qid = data.qids[q]
+        docids = [data.doc_ids[int(d)].as_py() for d in docs]
+        assert docids[0] in pos[qid]  # positive at index 0
+        assert all(d in neg[qid] for d in docids[1:])
+        for j, docid in enumerate(docids):
+            row = b * GROUP + j
+            n = int(batch["attention_mask"][row].sum())
+            ids, types = special.pair(qtok[qid], dtok[docid], max_length)
+            assert batch["input_ids"][row, :n].tolist() == ids
+            assert batch["token_type_ids"][row, :n].tolist() == types
+            assert (batch["input_ids"][row, n:] == special.pad_id).all()
+    # a model without token_type_ids gets none
+    assert "token_type_ids" not in PairCollator(data, special, 40, {"input_ids", "attention_mask"})(items)
+
+
+def test_sampling_is_deterministic_per_seed_and_epoch(tiny_cross_data):
+    a, b = _groups(tiny_cross_data), _groups(tiny_cross_data)
+    assert len(a) == 17 and a.skipped_no_positive == 1  # the last query has no positive
+    a.set_epoch(0)
+    b.set_epoch(0)
+    first = [a[i] for i in range(len(a))]
+    assert all(qa == qb and (da == db).all() for (qa, da), (qb, db) in zip(first, [b[i] for i in range(len(b))],
+                                                                             strict=True))
+    a.set_epoch(1)
+    assert [q for q, _ in first] != [a[i][0] for i in range(len(a))]
+    assert sorted(q for q, _ in first) == list(range(len(a)))  # each query once per epoch
+    c = _groups(tiny_cross_data, seed=8)
+    c.set_epoch(0)
+    assert [q for q, _ in first] != [c[i][0] for i in range(len(c))]
+
+
+def test_negatives_without_replacement_when_enough(tiny_cross_data):
+    data = _groups(tiny_cross_data, group=4)
+    negatives = pq.read_table(tiny_cross_data["negatives"]).to_pydict()
+    count = dict(zip(negatives["qid"], map(len, negatives["negatives"]), strict=True))
+    seen_repeat = False
+    for epoch in range(3):
+        data.set_epoch(epoch)
+        for i in range(len(data)):
+            q, docs = data[i]
+            unique = len(set(docs[1:].tolist()))
+            if count[data.qids[q]] >= 3:
+                assert unique == 3
+            else:  # 2 negatives for 3 slots: with replacement
+                seen_repeat = True
+                assert unique <= 2
+    assert seen_repeat
+
+
+def test_unknown_document_is_an_input_error(tiny_cross_data, tmp_path):
+    import pyarrow as pa
+
+    from bicross.schemas import NEGATIVES, write_table
+
+    bad = tmp_path / "negatives.parquet"
+    write_table(pa.table({"qid": ["q0"], "positives": [["d0"]], "negatives": [["nope"]]}), bad, NEGATIVES)
+    with pytest.raises(InputError, match="nope"):
+        CrossGroups(bad, tiny_cross_data["queries"], tiny_cross_data["corpus"], 4, 0)
+    with pytest.raises(InputError, match="no such file"):
+        CrossGroups(tmp_path / "missing.parquet", tiny_cross_data["queries"], tiny_cross_data["corpus"], 4, 0)
+
+
+def test_hparams_defaults_and_typos():
+    hp = resolve_hparams({"epochs": 1})
+    assert hp["epochs"] == 1 and hp["train_group_size"] == 8 and hp["batch_size"] == 2
+    assert hp["learning_rate"] == 5e-5 and hp["max_length"] == 192 and hp["attention_dropout"] == 0.0
+    assert DEFAULTS["checkpoint_every"] == 200 and DEFAULTS["precision"] == "auto"
+    with pytest.raises(ConfigError, match="learnig_rate"):
+        resolve_hparams({"learnig_rate": 1e-5})
+    with pytest.raises(ConfigError):
+        resolve_hparams({"train_group_size": 1})
+
+
+# --------------------------------------------------------------------------------------------------
+# plan, optimizer groups, sharding
+
+
+def test_plan_whole_global_batches():
+    plan = make_plan(17, TrainConfig(batch_size=2, gradient_accumulation=2, epochs=1.5, warmup_ratio=0.1), 2)
+    assert plan.global_batch == 8 and plan.steps_per_epoch == 2 and plan.examples == 16 and plan.dropped == 1
+    assert plan.batches_per_epoch == 4 and plan.total_steps == 3 and plan.warmup_steps == 1
+    assert make_plan(17, TrainConfig(batch_size=4, max_steps=10), 1).total_steps == 10
+    with pytest.raises(ConfigError, match="global batch"):
+        make_plan(5, TrainConfig(batch_size=4), 2)
+
+
+def test_no_weight_decay_on_bias_and_layer_norm(tiny_cross_init):
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_cross_init, num_labels=1)
+    groups = parameter_groups(model, 0.01)
+    names = {id(p): n for n, p in model.named_parameters()}
+    decayed = {names[id(p)] for p in groups[0]["params"]}
+    plain = {names[id(p)] for p in groups[1]["params"]}
+    assert groups[0]["weight_decay"] == 0.01 and groups[1]["weight_decay"] == 0.0
+    assert "bert.encoder.layer.0.attention.self.query.weight" in decayed
+    assert "bert.embeddings.word_embeddings.weight" in decayed
+    assert all(n.endswith("bias") or "LayerNorm" in n for n in plain)
+    assert "bert.embeddings.LayerNorm.weight" in plain and "classifier.bias" in plain
+    assert len(decayed) + len(plain) == len(names)
+
+
+@pytest.mark.parametrize("processes,batch,accumulation", [(2, 2, 1), (1, 2, 2), (2, 1, 2), (4, 1, 1)])
+def test_every_layout_sees_the_same_groups_per_step(processes, batch, accumulation):
+    """accelerate's shard of a sequential batch sampler: step s covers examples [s*global, (s+1)*global)."""
+    from accelerate.data_loader import BatchSamplerShard
+    from torch.utils.data import BatchSampler
+
+    global_batch = processes * batch * accumulation
+    n = 4 * global_batch
+    shards = [list(BatchSamplerShard(BatchSampler(_FirstN(n), batch, False), processes, p))
+              for p in range(processes)]
+    for step in range(4):
+        seen = set()
+        for shard in shards:
+            for micro in shard[step * accumulation:(step + 1) * accumulation]:
+                seen.update(micro)
+        assert seen == set(range(step * global_batch, (step + 1) * global_batch))
+
+
+# --------------------------------------------------------------------------------------------------
+# real runs under accelerate launch (CPU; 2 processes = gloo)
+
+STEPS = 8
+BASE = {"batch_size": 4, "precision": "fp32", "max_steps": STEPS, "checkpoint_every": 2, "log_every": 1,
+        "learning_rate": 1e-2, "warmup_ratio": 0.0, "train_group_size": 8, "max_length": 64, "seed": 3}
+
+
+def _launch(data, init, out: Path, hparams: dict, processes: int = 1, extra=(), check=True):
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_machines", "1", "--mixed_precision", "no",
+           "--dynamo_backend", "no", "--main_process_port", str(free_port())]
+    cmd += ["--multi_gpu", "--num_processes", str(processes)] if processes > 1 else ["--cpu", "--num_processes", "1"]
+    cmd += ["-m", "bicross.train_cross", "--negatives", str(data["negatives"]), "--queries", str(data["queries"]),
+            "--corpus", str(data["corpus"]), "--out", str(out), "--checkpoints", f"{out}.checkpoints",
+            "--hparams", json.dumps({"model": str(init), **hparams}), "--log", f"{out}.log", *extra]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def _weights(out: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(out / "model.safetensors")
+
+
+def _history(out: Path) -> list[float]:
+    return [loss for _, loss in json.loads((out / "training.json").read_text())["history"]]
+
+
+@pytest.fixture(scope="module")
+def single_run(tiny_cross_data, tiny_cross_init, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("single") / "model"
+    out.mkdir()
+    (out / "stale.txt").write_text("from an older run")  # replaced as a whole
+    _launch(tiny_cross_data, tiny_cross_init, out, BASE)
+    return out
+
+
+def test_single_process_run_saves_one_model(single_run):
+    files = sorted(p.name for p in single_run.iterdir())
+    assert "model.safetensors" in files and "config.json" in files and "tokenizer.json" in files
+    assert "stale.txt" not in files
+    assert not Path(f"{single_run}.checkpoints").exists()  # removed after success
+    assert [p.name for p in single_run.parent.iterdir() if p.name.startswith(".")] == []  # no temp left
+    summary = json.loads((single_run / "training.json").read_text())
+    assert summary["steps"] == STEPS and summary["num_processes"] == 1 and summary["pairs_per_second"] > 0
+    assert summary["examples"] == STEPS * 4 * 8
+    history = _history(single_run)
+    assert len(history) == STEPS and abs(history[-1] - math.log(8)) > 1e-3  # it did learn something
+    assert "training pairs/second" in Path(f"{single_run}.log").read_text()
+
+
+def test_saved_model_loads_with_transformers_and_sentence_transformers(single_run):
+    from sentence_transformers import CrossEncoder
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(single_run).eval()
+    tokenizer = AutoTokenizer.from_pretrained(single_run)
+    assert model.config.num_labels == 1
+    pairs = [("alpha beta", "beta gamma delta"), ("river", "stone cloud")]
+    enc = tokenizer([a for a, _ in pairs], [b for _, b in pairs], padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        logits = model(**enc).logits.view(-1).numpy()
+    ce = CrossEncoder(str(single_run), device="cpu")
+    scores = ce.predict(pairs, activation_fn=torch.nn.Identity())
+    assert np.allclose(scores, logits, atol=1e-5)
+
+
+@pytest.mark.parametrize("processes,batch,accumulation", [(2, 2, 1), (1, 2, 2)])
+def test_same_global_batch_gives_the_same_training(single_run, tiny_cross_data, tiny_cross_init, tmp_path,
+                                                   processes, batch, accumulation):
+    """1 process x batch 4 == 2 gloo processes x batch 2 == 1 process x batch 2 x accumulation 2."""
+    out = tmp_path / "model"
+    _launch(tiny_cross_data, tiny_cross_init, out,
+            {**BASE, "batch_size": batch, "gradient_accumulation": accumulation}, processes=processes)
+    summary = json.loads((out / "training.json").read_text())
+    assert summary["num_processes"] == processes
+    assert summary["examples"] == STEPS * 4 * 8
+    assert np.allclose(_history(out), _history(single_run), atol=5e-5, rtol=0)
+    ref, got = _weights(single_run), _weights(out)
+    assert ref.keys() == got.keys()
+    for name in ref:
+        if name == "classifier.bias":
+            # the group softmax is shift-invariant: this bias's true gradient is 0, its float noise
+            # (different summation order) is what Adam normalises to a full-size step
+            continue
+        assert torch.allclose(ref[name], got[name], atol=1e-3, rtol=0), name
+
+
+def test_killed_run_resumes_from_its_checkpoint(single_run, tiny_cross_data, tiny_cross_init, tmp_path):
+    out = tmp_path / "model"
+    checkpoints = Path(f"{out}.checkpoints")
+    first = _launch(tiny_cross_data, tiny_cross_init, out, BASE, extra=["--stop-after-steps", "3"], check=False)
+    assert first.returncode != 0
+    assert not out.exists()  # no model from a killed run
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["step-2"]
+    position = json.loads((checkpoints / "step-2" / "position.json").read_text())
+    assert (position["step"], position["epoch"], position["batch"]) == (2, 0, 2)
+    saved = tmp_path / "saved.checkpoints"
+    shutil.copytree(checkpoints, saved)
+
+    _launch(tiny_cross_data, tiny_cross_init, out, BASE)
+    assert "resuming from step 2" in Path(f"{out}.log").read_text()
+    assert not checkpoints.exists()
+    ref, got = _weights(single_run), _weights(out)
+    for name in ref:
+        assert torch.allclose(ref[name], got[name], atol=1e-6, rtol=0), name
+    assert np.allclose(_history(out), _history(single_run), atol=1e-6)
+
+    # a checkpoint written with other settings is not resumed
+    other = tmp_path / "other"
+    shutil.copytree(saved, f"{other}.checkpoints")
+    _launch(tiny_cross_data, tiny_cross_init, other, {**BASE, "learning_rate": 5e-3, "max_steps": 2})
+    log = Path(f"{other}.log").read_text()
+    assert "starting over" in log and "resuming" not in log
