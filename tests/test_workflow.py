@@ -11,6 +11,7 @@ from workflow_utils import planned_jobs, snakemake, write_config
 def tiny_config(tmp_path, tiny_model, tiny_beir):
     return {
         "experiment": "tiny",
+        "iterations": 0,
         "dataset": {"format": "beir", "path": str(tiny_beir), "splits": ["train", "test"]},
         "bi_encoder": {"model": str(tiny_model)},
         "tokenize": {"query_max_length": 16, "doc_max_length": 48},
