@@ -32,6 +32,8 @@ rule train_cross:
         hparams=cross_hparams,
         checkpoints=lambda w, output: f"{output[0]}.checkpoints",
     threads: 4
+    resources:
+        gpu=0,  # CPU unless the profile's set-resources says otherwise
     benchmark:
         f"{RES}/benchmarks/train_cross/iter{{k}}.tsv"
     conda:
@@ -56,6 +58,8 @@ rule rerank:
         batch_size=CROSS["score_batch_size"],
         precision=CROSS["precision"],
     threads: 4
+    resources:
+        gpu=0,  # CPU unless the profile's set-resources says otherwise
     benchmark:
         f"{RES}/benchmarks/rerank/iter{{k}}-{{split}}.tsv"
     conda:
@@ -81,6 +85,8 @@ rule score_teacher:
         batch_size=CROSS["score_batch_size"],
         precision=CROSS["precision"],
     threads: 4
+    resources:
+        gpu=0,  # CPU unless the profile's set-resources says otherwise
     benchmark:
         f"{RES}/benchmarks/score_teacher/iter{{k}}.tsv"
     conda:

@@ -13,6 +13,8 @@ rule distill_bi:
         hparams=distill_hparams,
         checkpoints=lambda w, output: f"{output[0]}.checkpoints",
     threads: 4
+    resources:
+        gpu=0,  # CPU unless the profile's set-resources says otherwise
     benchmark:
         f"{RES}/benchmarks/distill_bi/iter{{k}}.tsv"
     conda:

@@ -14,6 +14,8 @@ rule encode_corpus:
         precision=config["encode"]["precision"],
         shards=SHARDS,
     threads: 4
+    resources:
+        gpu=0,  # CPU unless the profile's set-resources says otherwise
     benchmark:
         f"{RES}/benchmarks/encode_corpus/iter{{k}}-shard{{s}}.tsv"
     conda:
@@ -37,6 +39,8 @@ rule encode_queries:
         batch_size=config["encode"]["batch_size"],
         precision=config["encode"]["precision"],
     threads: 4
+    resources:
+        gpu=0,  # CPU unless the profile's set-resources says otherwise
     benchmark:
         f"{RES}/benchmarks/encode_queries/iter{{k}}-{{split}}.tsv"
     conda:

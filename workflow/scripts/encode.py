@@ -1,10 +1,13 @@
 # Corpus shards (wildcard s) and query splits share this script: only ids and row ranges differ.
+# The job's GPUs (its `gpu` resource) are assigned before anything touches CUDA: see bicross.gpus.
+from bicross.gpus import job_gpus
 from bicross.logs import rule_log
-from bicross.pipeline import encode
 
 p, w = snakemake.params, snakemake.wildcards
 is_shard = hasattr(w, "s")
-with rule_log(snakemake.log[0]):
+with rule_log(snakemake.log[0]), job_gpus(snakemake):
+    from bicross.pipeline import encode
+
     encode(
         p.model,
         snakemake.input.tokens,
