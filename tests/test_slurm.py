@@ -13,7 +13,7 @@ import subprocess
 
 import pyarrow.parquet as pq
 import pytest
-from workflow_utils import REPO, snakemake, write_config
+from workflow_utils import REPO, snakemake, tiny_retrieval_config, write_config
 
 pytestmark = pytest.mark.slurm
 
@@ -38,16 +38,8 @@ def usable_partition() -> dict[str, str]:
 
 @pytest.fixture
 def tiny_config(tiny_model, tiny_beir):
-    return {
-        "experiment": "tiny",
-        "iterations": 0,
-        "dataset": {"format": "beir", "path": str(tiny_beir), "splits": ["train", "test"]},
-        "bi_encoder": {"model": str(tiny_model)},
-        "tokenize": {"query_max_length": 16, "doc_max_length": 48},
-        "encode": {"batch_size": 8, "precision": "fp32", "shards": 2},
-        "retrieve": {"depth": 20},
-        "evaluate": {"splits": ["test"]},  # few jobs: each SLURM job costs a Snakemake start-up
-    }
+    # few jobs: each SLURM job costs a Snakemake start-up
+    return tiny_retrieval_config(tiny_model, tiny_beir, shards=2, eval_splits=["test"])
 
 
 def metric_rows(path) -> dict[tuple, float]:

@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import pyarrow.parquet as pq
 import pytest
-from workflow_utils import planned_jobs, snakemake, write_config
+from workflow_utils import planned_jobs, snakemake, tiny_retrieval_config, write_config
 
 
 @pytest.fixture
 def tiny_config(tmp_path, tiny_model, tiny_beir):
-    return {
-        "experiment": "tiny",
-        "iterations": 0,
-        "dataset": {"format": "beir", "path": str(tiny_beir), "splits": ["train", "test"]},
-        "bi_encoder": {"model": str(tiny_model)},
-        "tokenize": {"query_max_length": 16, "doc_max_length": 48},
-        "encode": {"batch_size": 8, "precision": "fp32", "shards": 3},
-        "retrieve": {"depth": 20},
-        "evaluate": {"splits": ["train", "test"]},
-    }
+    return tiny_retrieval_config(tiny_model, tiny_beir, shards=3, eval_splits=["train", "test"])
 
 
 def test_pipeline_runs_and_reruns_only_what_changed(tmp_path, tiny_config):

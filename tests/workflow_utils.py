@@ -40,3 +40,17 @@ def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
         jobs[m.group(1)] = int(m.group(2))
     jobs.pop("total", None)
     return jobs
+
+
+def tiny_retrieval_config(model, beir, *, shards: int, eval_splits: list[str]) -> dict:
+    """Retrieval only (iterations 0) on the tiny model and tiny BEIR data of conftest.py."""
+    return {
+        "experiment": "tiny",
+        "iterations": 0,
+        "dataset": {"format": "beir", "path": str(beir), "splits": ["train", "test"]},
+        "bi_encoder": {"model": str(model)},
+        "tokenize": {"query_max_length": 16, "doc_max_length": 48},
+        "encode": {"batch_size": 8, "precision": "fp32", "shards": shards},
+        "retrieve": {"depth": 20},
+        "evaluate": {"splits": eval_splits},
+    }
