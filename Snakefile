@@ -15,11 +15,27 @@ configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 include: "rules/common.smk"
-include: "rules/data.smk"
-include: "rules/retrieve.smk"
+
+
+if TASK == "retrieval":
+
+    include: "rules/data.smk"
+    include: "rules/retrieve.smk"
+
+
 include: "rules/cross.smk"
 include: "rules/distill.smk"
-include: "rules/evaluate.smk"
+
+
+if TASK == "retrieval":
+
+    include: "rules/evaluate.smk"
+
+else:
+
+    include: "rules/sts.smk"
+
+
 include: "rules/report.smk"
 
 

@@ -1,5 +1,6 @@
 # Config validation, wildcard constraints, path helpers and input functions.
 import os
+from types import SimpleNamespace
 
 from snakemake.utils import validate
 
@@ -14,6 +15,26 @@ SHARDS = config["encode"]["shards"]
 TRAIN_SPLIT = config["dataset"]["train_split"]
 CROSS = config["cross_encoder"]
 DISTILL = config["distill"]
+TASK = config["task"]
+STS = config["sts"]
+if TASK == "sts" and STS["select_split"] and STS["select_split"] not in EVAL_SPLITS:
+    EVAL_SPLITS = [*EVAL_SPLITS, STS["select_split"]]  # the best iteration is chosen on it
+
+
+def _conda_setup():
+    """The env file named by every job ($BICROSS_CONDA_ENV picks cpu, gpu or a file of your own; see
+    bicross.envs); under --software-deployment-method conda, jobs import bicross from src/ here."""
+    from snakemake.settings.types import DeploymentMethod
+
+    from bicross.envs import conda_env_file, put_source_on_pythonpath
+
+    settings = workflow.deployment_settings
+    if settings is not None and DeploymentMethod.CONDA in settings.deployment_method:
+        put_source_on_pythonpath(workflow.basedir)
+    return conda_env_file(workflow.basedir)
+
+
+CONDA_ENV = _conda_setup()
 
 
 wildcard_constraints:
@@ -25,6 +46,9 @@ wildcard_constraints:
 
 def _check_config():
     """What the schema cannot say: relations between keys."""
+    if TASK == "sts":
+        _check_sts_config()
+        return
     unknown = sorted(set(EVAL_SPLITS) - set(SPLITS))
     if unknown:
         raise ValueError(f"config evaluate.splits names {unknown}, not in dataset.splits {SPLITS}")
@@ -37,6 +61,28 @@ def _check_config():
                        ("cross_encoder.teacher_depth", CROSS["teacher_depth"])):
         if ITERATIONS > 0 and value > depth:
             raise ValueError(f"config {key} ({value}) is deeper than retrieve.depth ({depth})")
+
+
+def _check_sts_config():
+    splits = pair_splits()
+    unknown = sorted((set(EVAL_SPLITS) | set(STS["train_splits"])) - set(splits))
+    if unknown:
+        raise ValueError(f"config names splits {unknown} that the dataset does not have ({splits})")
+    if UNLABELLED in splits:
+        raise ValueError(f"{UNLABELLED!r} names the training pairs; rename that dataset split")
+    if STS["supervised_baseline"] and TRAIN_SPLIT not in splits:
+        raise ValueError(f"sts.supervised_baseline trains on dataset.train_split {TRAIN_SPLIT!r}, not in {splits}")
+
+
+# task sts: the unlabelled training pairs are scored like any other split under this name
+UNLABELLED = "unlabelled"
+SCORED_SPLITS = [UNLABELLED, *EVAL_SPLITS]
+
+
+def pair_splits():
+    from bicross.data.sts import pair_splits as splits
+
+    return splits(config["dataset"])
 
 
 _check_config()
@@ -56,21 +102,38 @@ TOK = _slug(config["bi_encoder"]["model"])
 CROSS_TOK = _slug(CROSS["model"])
 
 
-def bi_model(k):
+# sts.mutual: a second model family ("_b": bi_b, cross_b) runs the loop beside the first; each
+# direction's labels are the mean of both families' scores (Trans-Encoder's mutual distillation).
+MUTUAL = STS["mutual"] if TASK == "sts" else None
+FAMILIES = ["", "_b"] if MUTUAL else [""]
+
+
+def initial_model(kind, fam=""):
+    """The configured starting model of a family: kind "bi" or "cross"."""
+    if fam:
+        return MUTUAL[f"{kind}_model"]
+    return config["bi_encoder"]["model"] if kind == "bi" else CROSS["model"]
+
+
+def bi_model(k, fam=""):
     """Bi-encoder k: the configured model for k = 0, the one distilled in iteration k after that."""
     k = int(k)
-    return config["bi_encoder"]["model"] if k == 0 else f"{RES}/iter{k}/bi/model"
+    return initial_model("bi", fam) if k == 0 else f"{RES}/iter{k}/bi{fam}/model"
 
 
-def bi_model_input(wildcards):
+def bi_model_input(wildcards, fam=""):
     """Bi-encoder k's folder as an input, so a retrained model re-encodes (nothing for k = 0)."""
-    return [] if int(wildcards.k) == 0 else [bi_model(wildcards.k)]
+    return [] if int(wildcards.k) == 0 else [bi_model(wildcards.k, fam)]
 
 
 def dataset_files():
     """The raw files a dataset is read from, so an edited file re-runs prepare_data."""
     ds = config["dataset"]
     root = ds["path"]
+    if TASK == "sts":
+        from bicross.data.sts import pair_files
+
+        return pair_files(ds)
     if ds["format"] == "beir":
         files = ["corpus.jsonl", "queries.jsonl", *(f"qrels/{s}.tsv" for s in SPLITS)]
     elif ds["format"] == "msmarco":
@@ -84,14 +147,14 @@ def prev(wildcards):
     return int(wildcards.k) - 1
 
 
-def cross_init(wildcards):
+def cross_init(wildcards, fam=""):
     """Cross-encoder k starts from the configured model, or (init: warm) from cross-encoder k-1."""
     k = int(wildcards.k)
-    return f"{RES}/iter{k - 1}/cross/model" if CROSS["init"] == "warm" and k > 1 else CROSS["model"]
+    return f"{RES}/iter{k - 1}/cross{fam}/model" if CROSS["init"] == "warm" and k > 1 else initial_model("cross", fam)
 
 
-def cross_init_input(wildcards):
-    init = cross_init(wildcards)
+def cross_init_input(wildcards, fam=""):
+    init = cross_init(wildcards, fam)
     return [init] if init.startswith(RES) else []
 
 
@@ -113,7 +176,17 @@ def _check_overrides():
 _check_overrides()
 
 
-def cross_hparams(wildcards):
+TRAIN_KEYS = ("batch_size", "gradient_accumulation", "learning_rate", "warmup_ratio", "weight_decay", "epochs",
+              "max_steps", "precision", "gradient_checkpointing", "attention_dropout", "checkpoint_every", "log_every")
+
+
+def cross_hparams(wildcards, fam=""):
+    if TASK == "sts":
+        return {"model": cross_init(wildcards, fam), "seed": config["seed"] + int(wildcards.k) + (500 if fam else 0),
+                **{key: for_iteration("cross_encoder", key, wildcards.k) for key in (*TRAIN_KEYS, "max_length")},
+                "loss": for_iteration("sts", "cross_loss", wildcards.k),
+                "label_transform": for_iteration("sts", "label_transform", wildcards.k),
+                "label_sharpen": for_iteration("sts", "label_sharpen", wildcards.k)}
     keys = ("train_group_size", "batch_size", "gradient_accumulation", "learning_rate", "warmup_ratio",
             "weight_decay", "max_length", "epochs", "max_steps", "precision", "gradient_checkpointing",
             "attention_dropout", "checkpoint_every", "log_every")
@@ -121,17 +194,23 @@ def cross_hparams(wildcards):
             **{key: for_iteration("cross_encoder", key, wildcards.k) for key in keys}}
 
 
-def distill_init(wildcards):
+def distill_init(wildcards, fam=""):
     """Bi-encoder k starts from bi-encoder k-1 (warm) or from the initial model (fresh)."""
-    return bi_model(int(wildcards.k) - 1) if DISTILL["init"] == "warm" else bi_model(0)
+    return bi_model(int(wildcards.k) - 1, fam) if DISTILL["init"] == "warm" else bi_model(0, fam)
 
 
-def distill_init_input(wildcards):
-    init = distill_init(wildcards)
+def distill_init_input(wildcards, fam=""):
+    init = distill_init(wildcards, fam)
     return [init] if init.startswith(RES) else []
 
 
-def distill_hparams(wildcards):
+def distill_hparams(wildcards, fam=""):
+    if TASK == "sts":
+        return {"model": distill_init(wildcards, fam),
+                "seed": config["seed"] + 1000 + int(wildcards.k) + (500 if fam else 0),
+                "pooling": config["bi_encoder"]["pooling"], "normalize": config["bi_encoder"]["normalize"],
+                "max_length": STS["max_length"],
+                **{key: for_iteration("distill", key, wildcards.k) for key in TRAIN_KEYS}}
     keys = ("group_size", "batch_size", "gradient_accumulation", "learning_rate", "warmup_ratio",
             "weight_decay", "epochs", "max_steps", "precision", "gradient_checkpointing", "attention_dropout",
             "loss", "teacher_temperature", "student_temperature", "kl_weight", "inbatch_weight",
@@ -143,15 +222,64 @@ def distill_hparams(wildcards):
             **{key: for_iteration("distill", key, wildcards.k) for key in keys}}
 
 
+def cross_train_inputs(wildcards, fam=""):
+    """retrieval: mined groups and tokens; sts: the unlabelled pairs and the scores of them by bi-encoder
+    k-1 (by each family's bi-encoder k-1 with sts.mutual: the trainer averages them)."""
+    init = {"init": cross_init_input(wildcards, fam)}
+    if TASK == "sts":
+        return {"pairs": f"{RES}/data/pairs/{UNLABELLED}.parquet",
+                "labels": [f"{RES}/iter{prev(wildcards)}/bi{f}/scores/{UNLABELLED}.parquet" for f in FAMILIES],
+                **init}
+    return {"negatives": f"{RES}/iter{wildcards.k}/negatives.parquet",
+            "queries": f"{RES}/tokens/{CROSS_TOK}/queries/{TRAIN_SPLIT}.parquet",
+            "corpus": f"{RES}/tokens/{CROSS_TOK}/corpus.parquet", **init}
+
+
+def distill_inputs(wildcards, fam=""):
+    """retrieval: teacher scores, qrels and tokens; sts: the unlabelled pairs and cross-encoder k's scores
+    (each family's, averaged, with sts.mutual)."""
+    init = {"init": distill_init_input(wildcards, fam)}
+    if TASK == "sts":
+        return {"pairs": f"{RES}/data/pairs/{UNLABELLED}.parquet",
+                "labels": [f"{RES}/iter{wildcards.k}/cross{f}/scores/{UNLABELLED}.parquet" for f in FAMILIES],
+                **init}
+    return {"teacher": f"{RES}/iter{wildcards.k}/cross/teacher.parquet",
+            "qrels": f"{RES}/data/qrels/{TRAIN_SPLIT}.parquet",
+            "queries": f"{RES}/tokens/{TOK}/queries/{TRAIN_SPLIT}.parquet",
+            "corpus": f"{RES}/tokens/{TOK}/corpus.parquet", **init}
+
+
 def shard_paths(k):
     return expand(f"{RES}/iter{k}/bi/embeddings/shard-{{s}}.parquet", s=range(SHARDS))
 
 
+def _index_settings():
+    from bicross.index import IndexSettings
+
+    return IndexSettings.from_config(config["retrieve"])
+
+
+# retrieve.index: flat searches the embeddings exactly; ivf/hnsw build one index per shard (build_index)
+INDEX = _index_settings()
+# retrieve's extra params: none for flat, so exact runs made before the index option stay up to date
+INDEX_SEARCH = {"search": INDEX.search_params()} if INDEX.approximate else {}
+
+
+def index_paths(k):
+    """Bi-encoder k's saved per-shard indexes (none for flat: that index is built in memory)."""
+    if not INDEX.approximate:
+        return []
+    return expand(f"{RES}/iter{k}/bi/index/{INDEX.index}/shard-{{s}}.faiss", s=range(SHARDS))
+
+
 def metric_files():
-    bi = expand(f"{RES}/iter{{k}}/metrics/bi-{{split}}.json", k=range(ITERATIONS + 1), split=EVAL_SPLITS)
-    cross = expand(f"{RES}/iter{{k}}/metrics/cross-{{split}}.json", k=range(1, ITERATIONS + 1),
+    bi = expand(f"{RES}/iter{{k}}/metrics/bi{{f}}-{{split}}.json", k=range(ITERATIONS + 1), f=FAMILIES,
+                split=EVAL_SPLITS)
+    cross = expand(f"{RES}/iter{{k}}/metrics/cross{{f}}-{{split}}.json", k=range(1, ITERATIONS + 1), f=FAMILIES,
                    split=EVAL_SPLITS)
-    return bi + cross
+    supervised = (expand(f"{RES}/supervised/metrics/cross-{{split}}.json", split=EVAL_SPLITS)
+                  if TASK == "sts" and STS["supervised_baseline"] else [])
+    return bi + cross + supervised
 
 
 def all_outputs():
@@ -163,4 +291,6 @@ def print_summary():
     if os.path.exists(path):
         from bicross.summary import print_summary as show
 
-        show(path)
+        selection = STS["select_split"] if TASK == "sts" else None
+        transductive = TASK == "sts" and bool(set(STS["train_splits"]) & set(EVAL_SPLITS))
+        show(path, select_split=selection, transductive=transductive)

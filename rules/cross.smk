@@ -13,17 +13,14 @@ rule mine_negatives:
         negatives_per_query=config["mine"]["negatives_per_query"],
         seed=lambda w: config["seed"] + int(w.k),
     conda:
-        "../envs/bicross.yaml"
+        CONDA_ENV
     script:
         "../workflow/scripts/mine_negatives.py"
 
 
 rule train_cross:
     input:
-        negatives=rules.mine_negatives.output[0],
-        queries=f"{RES}/tokens/{CROSS_TOK}/queries/{TRAIN_SPLIT}.parquet",
-        corpus=f"{RES}/tokens/{CROSS_TOK}/corpus.parquet",
-        init=cross_init_input,
+        unpack(cross_train_inputs),  # per task: mined groups (retrieval) or scored pairs (sts)
     output:
         directory(f"{RES}/iter{{k}}/cross/model"),
     log:
@@ -37,7 +34,7 @@ rule train_cross:
     benchmark:
         f"{RES}/benchmarks/train_cross/iter{{k}}.tsv"
     conda:
-        "../envs/bicross.yaml"
+        CONDA_ENV
     script:
         "../workflow/scripts/train_cross.py"
 
@@ -63,7 +60,7 @@ rule rerank:
     benchmark:
         f"{RES}/benchmarks/rerank/iter{{k}}-{{split}}.tsv"
     conda:
-        "../envs/bicross.yaml"
+        CONDA_ENV
     script:
         "../workflow/scripts/rerank.py"
 
@@ -90,6 +87,6 @@ rule score_teacher:
     benchmark:
         f"{RES}/benchmarks/score_teacher/iter{{k}}.tsv"
     conda:
-        "../envs/bicross.yaml"
+        CONDA_ENV
     script:
         "../workflow/scripts/score_teacher.py"

@@ -11,7 +11,7 @@ rule prepare_data:
         dataset=config["dataset"],
         outdir=lambda w, output: os.path.dirname(output.corpus),
     conda:
-        "../envs/bicross.yaml"
+        CONDA_ENV
     script:
         "../workflow/scripts/prepare_data.py"
 
@@ -33,6 +33,6 @@ rule tokenize:
     benchmark:
         f"{RES}/benchmarks/tokenize/{{tok}}.tsv"
     conda:
-        "../envs/bicross.yaml"
+        CONDA_ENV
     script:
         "../workflow/scripts/tokenize.py"

@@ -1,10 +1,6 @@
 rule distill_bi:
     input:
-        teacher=rules.score_teacher.output[0],
-        qrels=f"{RES}/data/qrels/{TRAIN_SPLIT}.parquet",
-        queries=f"{RES}/tokens/{TOK}/queries/{TRAIN_SPLIT}.parquet",
-        corpus=f"{RES}/tokens/{TOK}/corpus.parquet",
-        init=distill_init_input,
+        unpack(distill_inputs),  # per task: teacher scores + qrels (retrieval) or scored pairs (sts)
     output:
         directory(f"{RES}/iter{{k}}/bi/model"),
     log:
@@ -18,6 +14,6 @@ rule distill_bi:
     benchmark:
         f"{RES}/benchmarks/distill_bi/iter{{k}}.tsv"
     conda:
-        "../envs/bicross.yaml"
+        CONDA_ENV
     script:
         "../workflow/scripts/distill_bi.py"

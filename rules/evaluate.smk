@@ -10,22 +10,9 @@ rule evaluate_bi:
         encoder="bi",
         relevance_level=config["evaluate"]["relevance_level"],
     conda:
-        "../envs/bicross.yaml"
+        CONDA_ENV
     script:
         "../workflow/scripts/evaluate.py"
-
-
-rule summarize:
-    input:
-        metric_files(),
-    output:
-        f"{RES}/metrics.parquet",
-    log:
-        f"{RES}/logs/summarize.log",
-    conda:
-        "../envs/bicross.yaml"
-    script:
-        "../workflow/scripts/summarize.py"
 
 
 use rule evaluate_bi as evaluate_cross with:

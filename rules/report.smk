@@ -1,3 +1,16 @@
+rule summarize:
+    input:
+        metric_files(),
+    output:
+        f"{RES}/metrics.parquet",
+    log:
+        f"{RES}/logs/summarize.log",
+    conda:
+        CONDA_ENV
+    script:
+        "../workflow/scripts/summarize.py"
+
+
 rule report_assets:
     input:
         rules.summarize.output[0],
@@ -13,6 +26,6 @@ rule report_assets:
     params:
         benchmarks=f"{RES}/benchmarks",
     conda:
-        "../envs/bicross.yaml"
+        CONDA_ENV
     script:
         "../workflow/scripts/report_assets.py"

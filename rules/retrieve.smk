@@ -19,7 +19,7 @@ rule encode_corpus:
     benchmark:
         f"{RES}/benchmarks/encode_corpus/iter{{k}}-shard{{s}}.tsv"
     conda:
-        "../envs/bicross.yaml"
+        CONDA_ENV
     script:
         "../workflow/scripts/encode.py"
 
@@ -44,25 +44,45 @@ rule encode_queries:
     benchmark:
         f"{RES}/benchmarks/encode_queries/iter{{k}}-{{split}}.tsv"
     conda:
-        "../envs/bicross.yaml"
+        CONDA_ENV
     script:
         "../workflow/scripts/encode.py"
+
+
+rule build_index:
+    input:
+        rules.encode_corpus.output[0],
+    output:
+        f"{RES}/iter{{k}}/bi/index/{INDEX.index}/shard-{{s}}.faiss",
+    log:
+        f"{RES}/logs/build_index/iter{{k}}-shard{{s}}.log",
+    params:
+        settings=INDEX.build_params(),
+    threads: 4
+    benchmark:
+        f"{RES}/benchmarks/build_index/iter{{k}}-shard{{s}}.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../workflow/scripts/build_index.py"
 
 
 rule retrieve:
     input:
         queries=rules.encode_queries.output[0],
         shards=lambda w: shard_paths(w.k),
+        indexes=lambda w: index_paths(w.k),
     output:
         f"{RES}/iter{{k}}/bi/run/{{split}}.parquet",
     log:
         f"{RES}/logs/retrieve/iter{{k}}-{{split}}.log",
     params:
         depth=config["retrieve"]["depth"],
+        **INDEX_SEARCH,
     threads: 4
     benchmark:
         f"{RES}/benchmarks/retrieve/iter{{k}}-{{split}}.tsv"
     conda:
-        "../envs/bicross.yaml"
+        CONDA_ENV
     script:
         "../workflow/scripts/retrieve.py"

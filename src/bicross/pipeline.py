@@ -70,13 +70,30 @@ def encode(
     write_table(index.embeddings_table(ids, vectors, id_column), out)
 
 
-def retrieve(query_embeddings: str, shards: list[str], depth: int, out: str, threads: int | None = None):
+def build_index(embeddings: str, out: str, settings: dict, threads: int | None = None) -> None:
+    """One shard's approximate index (`settings`: IndexSettings.build_params()), saved for every search."""
     devices.set_threads(threads)
+    chosen = index.IndexSettings.from_params(settings)
+    _, vectors = index.read_embeddings(embeddings)
+    start = time.perf_counter()
+    built = index.build_index(vectors, chosen)
+    detail = f", {built.nlist} lists" if chosen.index == "ivf" and len(vectors) else ""
+    log.info("built a %s index (%s%s) over %d vectors in %.1f s", chosen.index, chosen.build_params(), detail,
+             len(vectors), time.perf_counter() - start)
+    index.write_index(built, out)
+
+
+def retrieve(query_embeddings: str, shards: list[str], depth: int, out: str, threads: int | None = None, *,
+             indexes: list[str] | None = None, search: dict | None = None):
+    """Top-`depth` run over the shards: exact, or through the shards' saved indexes (`indexes`) with the
+    search settings `search` (IndexSettings.search_params())."""
+    devices.set_threads(threads)
+    settings = index.IndexSettings.from_params(search)
     qids, queries = index.read_embeddings(query_embeddings)
     start = time.perf_counter()
-    scores, docids = index.search_shards(queries, shards, depth)
-    log.info("searched %d queries over %d shards, top %d, in %.1f s", len(qids), len(shards), depth,
-             time.perf_counter() - start)
+    scores, docids = index.search_shards(queries, shards, depth, settings, indexes or None)
+    log.info("searched %d queries over %d shards (%s), top %d, in %.1f s", len(qids), len(shards),
+             settings.search_params(), depth, time.perf_counter() - start)
     write_table(index.run_table(qids, scores, docids), out, RUN)
 
 

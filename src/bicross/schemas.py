@@ -19,6 +19,9 @@ QRELS = pa.schema([("qid", pa.string()), ("docid", pa.string()), ("relevance", p
 PAIRS = pa.schema(
     [("pair_id", pa.string()), ("text_a", pa.string()), ("text_b", pa.string()), ("gold", pa.float32())]
 )
+# sts: the training pairs with gold scores dropped (the gold-label firewall), and per-pair scores
+PAIR_TEXTS = pa.schema([("pair_id", pa.string()), ("text_a", pa.string()), ("text_b", pa.string())])
+PAIR_SCORES = pa.schema([("pair_id", pa.string()), ("score", pa.float32())])
 TOKENS = pa.schema([("id", pa.string()), ("input_ids", pa.list_(pa.int32()))])
 RUN = pa.schema(
     [("qid", pa.string()), ("docid", pa.string()), ("rank", pa.int32()), ("score", pa.float32())]

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 from bicross.schemas import METRICS, write_table
 
 HEADLINE = ("mrr@10", "ndcg@10", "recall@100", "recall@1000", "map", "spearman", "pearson")
+COUNTS = ("num_queries", "num_pairs")  # in metrics.parquet, not in the printed table
 
 
 def collect_metrics(json_paths: Sequence[str]) -> pa.Table:
@@ -34,7 +35,7 @@ def format_table(table: pa.Table) -> str:
     cells: dict[tuple, dict[str, float]] = {}
     for row in table.to_pylist():
         cells.setdefault((row["split"], row["encoder"], row["iteration"]), {})[row["metric"]] = row["value"]
-    present = {m for values in cells.values() for m in values if m != "num_queries"}
+    present = {m for values in cells.values() for m in values if m not in COUNTS}
     columns = [m for m in HEADLINE if m in present] + sorted(present - set(HEADLINE))
     header = ["split", "encoder", "iter", *columns]
     lines = [header]
@@ -46,7 +47,26 @@ def format_table(table: pa.Table) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines)
 
 
-def print_summary(metrics_path) -> str:
-    text = format_table(pq.read_table(metrics_path))
+def best_iterations(table: pa.Table, split: str, metric: str | None = None) -> dict[str, tuple[int, float]]:
+    """Per encoder, the iteration with the highest `metric` on `split` (the first headline metric present)."""
+    rows = [r for r in table.to_pylist() if r["split"] == split]
+    if metric is None:
+        metric = next((m for m in HEADLINE if any(r["metric"] == m for r in rows)), None)
+    best: dict[str, tuple[int, float]] = {}
+    for r in sorted(rows, key=lambda r: r["iteration"]):
+        if r["metric"] == metric and (r["encoder"] not in best or r["value"] > best[r["encoder"]][1]):
+            best[r["encoder"]] = (r["iteration"], r["value"])
+    return best
+
+
+def print_summary(metrics_path, select_split: str | None = None, transductive: bool = False) -> str:
+    table = pq.read_table(metrics_path)
+    text = format_table(table)
+    if select_split:
+        best = best_iterations(table, select_split)
+        text += "\n" + "\n".join(f"best {encoder} on {select_split}: iteration {it} ({value:.2f})"
+                                  for encoder, (it, value) in sorted(best.items()))
+    if transductive:
+        text += "\nTRANSDUCTIVE: the training pairs include evaluated pairs (their gold scores were never read)"
     print("\nbicross metrics\n" + text, flush=True)
     return text

@@ -177,23 +177,10 @@ def train_bi(teacher, qrels, queries, corpus, out, checkpoints, hparams: dict[st
 
     from bicross.encode import forward_keys
     from bicross.models import load_bi_encoder, pool, resolve_model_path, save_bi_encoder
-    from bicross.training import (
-        TrainConfig,
-        configure_logging,
-        file_signature,
-        finish,
-        save_final,
-        setup_accelerator,
-        train,
-    )
+    from bicross.training import file_signature, finish, save_final, start, train
 
     hp = resolve_hparams(hparams)
-    config = TrainConfig.from_dict(hp)
-    config.validate()
-    accelerator = setup_accelerator(hp["precision"], hp["seed"])
-    configure_logging(accelerator, log_path)
-    if accelerator.is_main_process:
-        log.info("hyperparameters %s", json.dumps(hp, sort_keys=True))
+    accelerator, config = start(hp, log_path)
     data = TeacherGroups(teacher, qrels, queries, corpus, hp["group_size"], hp["seed"])
     if accelerator.is_main_process:
         log.info("%d training queries (%d skipped without a scored positive or candidate), %d documents",

@@ -217,23 +217,10 @@ def train_cross(negatives, queries, corpus, out, checkpoints, hparams: dict[str,
                 log_path: str | None = None, stop_after_steps: int | None = None) -> dict[str, Any]:
     """Train and save the cross-encoder; returns the summary also written to ``<out>/training.json``."""
     from bicross.encode import forward_keys
-    from bicross.training import (
-        TrainConfig,
-        configure_logging,
-        file_signature,
-        finish,
-        save_final,
-        setup_accelerator,
-        train,
-    )
+    from bicross.training import file_signature, finish, save_final, start, train
 
     hp = resolve_hparams(hparams)
-    config = TrainConfig.from_dict(hp)
-    config.validate()
-    accelerator = setup_accelerator(hp["precision"], hp["seed"])
-    configure_logging(accelerator, log_path)
-    if accelerator.is_main_process:
-        log.info("hyperparameters %s", json.dumps(hp, sort_keys=True))
+    accelerator, config = start(hp, log_path)
 
     data = CrossGroups(negatives, queries, corpus, hp["train_group_size"], hp["seed"])
     if accelerator.is_main_process:

@@ -154,6 +154,17 @@ def setup_accelerator(precision: str = "auto", seed: int = 42):
     return accelerator
 
 
+def start(hp: dict[str, Any], log_path: str | None = None):
+    """A trainer's first steps: its TrainConfig (checked), the accelerator, logging; logs `hp` once."""
+    config = TrainConfig.from_dict(hp)
+    config.validate()
+    accelerator = setup_accelerator(hp["precision"], hp["seed"])
+    configure_logging(accelerator, log_path)
+    if accelerator.is_main_process:
+        log.info("hyperparameters %s", json.dumps(hp, sort_keys=True))
+    return accelerator, config
+
+
 def configure_logging(accelerator, log_path: str | None = None) -> None:
     """INFO on the main process, warnings only on the others; also append to `log_path` when given."""
     level = logging.INFO if accelerator.is_main_process else logging.WARNING

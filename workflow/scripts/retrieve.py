@@ -8,4 +8,6 @@ with rule_log(snakemake.log[0]):
         snakemake.params.depth,
         snakemake.output[0],
         threads=snakemake.threads,
+        indexes=list(snakemake.input.get("indexes", [])),  # none for exact (flat) search
+        search=snakemake.params.get("search"),
     )

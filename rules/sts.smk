@@ -1,0 +1,234 @@
+# task: sts (Trans-Encoder). Iteration k: bi-encoder k-1 scores the unlabelled training pairs ->
+# cross-encoder k learns them (train_cross) -> cross-encoder k scores them -> bi-encoder k learns
+# those scores (distill_bi). Every encoder also scores the evaluation splits; Spearman/Pearson follow.
+
+
+rule prepare_pairs:
+    input:
+        dataset_files(),
+    output:
+        expand(f"{RES}/data/pairs/{{split}}.parquet", split=pair_splits()),
+    log:
+        f"{RES}/logs/prepare_pairs.log",
+    params:
+        dataset=config["dataset"],
+        outdir=lambda w, output: os.path.dirname(output[0]),
+    conda:
+        CONDA_ENV
+    script:
+        "../workflow/scripts/prepare_pairs.py"
+
+
+rule unlabelled_pairs:
+    input:
+        expand(f"{RES}/data/pairs/{{split}}.parquet", split=STS["train_splits"]),
+    output:
+        f"{RES}/data/pairs/{UNLABELLED}.parquet",
+    log:
+        f"{RES}/logs/unlabelled_pairs.log",
+    conda:
+        CONDA_ENV
+    script:
+        "../workflow/scripts/unlabelled_pairs.py"
+
+
+# One scoring job per encoder: the training pairs (next iteration's labels) and every evaluated split.
+rule score_pairs_bi:
+    input:
+        model=bi_model_input,
+        pairs=expand(f"{RES}/data/pairs/{{split}}.parquet", split=SCORED_SPLITS),
+    output:
+        expand(f"{RES}/iter{{{{k}}}}/bi/scores/{{split}}.parquet", split=SCORED_SPLITS),
+    log:
+        f"{RES}/logs/score_pairs_bi/iter{{k}}.log",
+    params:
+        encoder="bi",
+        model=lambda w: bi_model(w.k),
+        max_length=STS["max_length"],
+        batch_size=config["encode"]["batch_size"],
+        precision=config["encode"]["precision"],
+        pooling=config["bi_encoder"]["pooling"],
+        normalize=config["bi_encoder"]["normalize"],
+    threads: 4
+    resources:
+        gpu=0,  # CPU unless the profile's set-resources says otherwise
+    benchmark:
+        f"{RES}/benchmarks/score_pairs_bi/iter{{k}}.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../workflow/scripts/score_pairs.py"
+
+
+use rule score_pairs_bi as score_pairs_cross with:
+    input:
+        model=f"{RES}/iter{{k}}/cross/model",
+        pairs=expand(f"{RES}/data/pairs/{{split}}.parquet", split=SCORED_SPLITS),
+    output:
+        expand(f"{RES}/iter{{{{k}}}}/cross/scores/{{split}}.parquet", split=SCORED_SPLITS),
+    log:
+        f"{RES}/logs/score_pairs_cross/iter{{k}}.log",
+    params:
+        encoder="cross",
+        model=lambda w: f"{RES}/iter{w.k}/cross/model",
+        max_length=CROSS["max_length"],
+        batch_size=CROSS["score_batch_size"],
+        precision=CROSS["precision"],
+        pooling="auto",
+        normalize="auto",
+    benchmark:
+        f"{RES}/benchmarks/score_pairs_cross/iter{{k}}.tsv"
+
+
+rule evaluate_sts:
+    input:
+        scores=expand(f"{RES}/iter{{{{k}}}}/{{{{encoder}}}}/scores/{{split}}.parquet", split=EVAL_SPLITS),
+        pairs=expand(f"{RES}/data/pairs/{{split}}.parquet", split=EVAL_SPLITS),
+    output:
+        expand(f"{RES}/iter{{{{k}}}}/metrics/{{{{encoder}}}}-{{split}}.json", split=EVAL_SPLITS),
+    log:
+        f"{RES}/logs/evaluate_sts/iter{{k}}-{{encoder}}.log",
+    params:
+        iteration=lambda w: int(w.k),
+        encoder=lambda w: w.encoder,
+        splits=EVAL_SPLITS,
+    wildcard_constraints:
+        encoder="bi|cross|bi_b|cross_b",
+    conda:
+        CONDA_ENV
+    script:
+        "../workflow/scripts/evaluate_sts.py"
+
+
+# sts.supervised_baseline: a cross-encoder trained on the GOLD train scores (/ 5), for comparison only.
+rule gold_labels:
+    input:
+        f"{RES}/data/pairs/{TRAIN_SPLIT}.parquet",
+    output:
+        pairs=f"{RES}/supervised/pairs.parquet",
+        labels=f"{RES}/supervised/gold-labels.parquet",
+    log:
+        f"{RES}/logs/gold_labels.log",
+    params:
+        scale=5.0,
+    conda:
+        CONDA_ENV
+    script:
+        "../workflow/scripts/gold_labels.py"
+
+
+use rule train_cross as train_cross_supervised with:
+    input:
+        pairs=rules.gold_labels.output.pairs,
+        labels=[rules.gold_labels.output.labels],
+    output:
+        directory(f"{RES}/supervised/cross/model"),
+    log:
+        f"{RES}/logs/train_cross/supervised.log",
+    params:
+        hparams=lambda w: cross_hparams(SimpleNamespace(k="1")),  # fresh from cross_encoder.model
+        checkpoints=lambda w, output: f"{output[0]}.checkpoints",
+    benchmark:
+        f"{RES}/benchmarks/train_cross/supervised.tsv"
+
+
+use rule score_pairs_cross as score_pairs_supervised with:
+    input:
+        model=rules.train_cross_supervised.output[0],
+        pairs=expand(f"{RES}/data/pairs/{{split}}.parquet", split=EVAL_SPLITS),
+    output:
+        expand(f"{RES}/supervised/cross/scores/{{split}}.parquet", split=EVAL_SPLITS),
+    log:
+        f"{RES}/logs/score_pairs_cross/supervised.log",
+    params:
+        encoder="cross",
+        model=lambda w, input: input.model,
+        max_length=CROSS["max_length"],
+        batch_size=CROSS["score_batch_size"],
+        precision=CROSS["precision"],
+        pooling="auto",
+        normalize="auto",
+    benchmark:
+        f"{RES}/benchmarks/score_pairs_cross/supervised.tsv"
+
+
+use rule evaluate_sts as evaluate_supervised with:
+    input:
+        scores=rules.score_pairs_supervised.output,
+        pairs=expand(f"{RES}/data/pairs/{{split}}.parquet", split=EVAL_SPLITS),
+    output:
+        expand(f"{RES}/supervised/metrics/cross-{{split}}.json", split=EVAL_SPLITS),
+    log:
+        f"{RES}/logs/evaluate_sts/supervised.log",
+    params:
+        iteration=0,
+        encoder="cross-supervised",
+        splits=EVAL_SPLITS,
+
+
+# sts.mutual: the second family's copies of the loop's rules (its labels come from both families).
+if MUTUAL:
+
+    use rule train_cross as train_cross_b with:
+        input:
+            unpack(lambda w: cross_train_inputs(w, "_b")),
+        output:
+            directory(f"{RES}/iter{{k}}/cross_b/model"),
+        log:
+            f"{RES}/logs/train_cross/iter{{k}}-b.log",
+        params:
+            hparams=lambda w: cross_hparams(w, "_b"),
+            checkpoints=lambda w, output: f"{output[0]}.checkpoints",
+        benchmark:
+            f"{RES}/benchmarks/train_cross/iter{{k}}-b.tsv"
+
+    use rule distill_bi as distill_bi_b with:
+        input:
+            unpack(lambda w: distill_inputs(w, "_b")),
+        output:
+            directory(f"{RES}/iter{{k}}/bi_b/model"),
+        log:
+            f"{RES}/logs/distill_bi/iter{{k}}-b.log",
+        params:
+            hparams=lambda w: distill_hparams(w, "_b"),
+            checkpoints=lambda w, output: f"{output[0]}.checkpoints",
+        benchmark:
+            f"{RES}/benchmarks/distill_bi/iter{{k}}-b.tsv"
+
+    use rule score_pairs_bi as score_pairs_bi_b with:
+        input:
+            model=lambda w: bi_model_input(w, "_b"),
+            pairs=expand(f"{RES}/data/pairs/{{split}}.parquet", split=SCORED_SPLITS),
+        output:
+            expand(f"{RES}/iter{{{{k}}}}/bi_b/scores/{{split}}.parquet", split=SCORED_SPLITS),
+        log:
+            f"{RES}/logs/score_pairs_bi/iter{{k}}-b.log",
+        params:
+            encoder="bi",
+            model=lambda w: bi_model(w.k, "_b"),
+            max_length=STS["max_length"],
+            batch_size=config["encode"]["batch_size"],
+            precision=config["encode"]["precision"],
+            pooling=config["bi_encoder"]["pooling"],
+            normalize=config["bi_encoder"]["normalize"],
+        benchmark:
+            f"{RES}/benchmarks/score_pairs_bi/iter{{k}}-b.tsv"
+
+    use rule score_pairs_cross as score_pairs_cross_b with:
+        input:
+            model=f"{RES}/iter{{k}}/cross_b/model",
+            pairs=expand(f"{RES}/data/pairs/{{split}}.parquet", split=SCORED_SPLITS),
+        output:
+            expand(f"{RES}/iter{{{{k}}}}/cross_b/scores/{{split}}.parquet", split=SCORED_SPLITS),
+        log:
+            f"{RES}/logs/score_pairs_cross/iter{{k}}-b.log",
+        params:
+            encoder="cross",
+            model=lambda w: f"{RES}/iter{w.k}/cross_b/model",
+            max_length=CROSS["max_length"],
+            batch_size=CROSS["score_batch_size"],
+            precision=CROSS["precision"],
+            pooling="auto",
+            normalize="auto",
+        benchmark:
+            f"{RES}/benchmarks/score_pairs_cross/iter{{k}}-b.tsv"

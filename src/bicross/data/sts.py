@@ -1,0 +1,302 @@
+"""Sentence pairs for `task: sts` (Trans-Encoder): STS Benchmark files and score/sentence TSVs.
+
+Every split is a PAIRS table (pair_id, text_a, text_b, gold float32; null gold = unlabelled):
+
+- `dataset.splits` come from `dataset.format` / `dataset.path` / `dataset.files`;
+- `dataset.eval_sets` add evaluation-only splits, each with its own format, path and files.
+
+A pair's id is `<file, relative to the set's path>:<line>`: unique within a split, stable, and
+independent of the score, so relabelling a file never changes an id. Texts are kept verbatim (quotes
+are literal; only the line end is removed).
+
+The gold-label firewall: training data is built only through `unlabelled` / `training_pairs`, which
+drop the gold column before anything else happens, so the training set (content, order and ids) cannot
+depend on a label.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from bicross.data import splits_of
+from bicross.data.validate import Columns, Source, read_lines
+from bicross.errors import ConfigError, InputError
+from bicross.schemas import PAIR_TEXTS, PAIRS, write_table
+
+log = logging.getLogger("bicross.data")
+
+FORMATS = ("stsb", "pairs_tsv")
+STSB_SCORE_RANGE = (0.0, 5.0)
+# A PAIRS table's split, kept in its schema metadata by load_pairs / write_pairs / unlabelled, so
+# training_pairs can prefix ids without being told the split of each table.
+SPLIT_KEY = b"bicross.split"
+UNLABELLED = PAIR_TEXTS  # pair_id, text_a, text_b: a PAIRS table without its gold column
+
+_RAW = pa.schema([("pair_id", pa.string()), ("text_a", pa.string()), ("text_b", pa.string()),
+                  ("gold", pa.float64())])
+_SPLIT_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_STSB_FIELDS = "genre, file, year, id, score, sentence1, sentence2"
+
+
+@dataclass(frozen=True)
+class _PairSet:
+    split: str
+    format: str
+    root: str  # the configured path ("" = working directory)
+    patterns: tuple[str, ...]  # globs relative to root
+    what: str  # for error messages
+
+
+# --- configuration -----------------------------------------------------------------------------------
+
+def _check_split_name(name: str, where: str) -> str:
+    if not _SPLIT_NAME.match(name) or name in (".", ".."):
+        raise ConfigError(f"{where}: a split name must match {_SPLIT_NAME.pattern} (it names a file); got {name!r}")
+    return name
+
+
+def _patterns(value, where: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not value or not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{where} must be a non-empty list of file names or globs, got {value!r}")
+    return tuple(value)
+
+
+def _pair_sets(cfg: dict) -> list[_PairSet]:
+    """The configured splits then eval sets, each with its format, folder and file globs."""
+    fmt = cfg.get("format")
+    if fmt not in FORMATS:
+        raise ConfigError(f"dataset.format must be one of {', '.join(FORMATS)} for task sts; got {fmt!r}")
+    root = cfg.get("path") or ""
+    splits = splits_of(cfg)
+    files = cfg.get("files") or {}
+    if not isinstance(files, Mapping):
+        raise ConfigError(f"dataset.files must map split names to lists of files, got {files!r}")
+    if extra := sorted(set(files) - set(splits)):
+        raise ConfigError(f"dataset.files names splits that are not in dataset.splits {splits}: {extra}")
+    sets: list[_PairSet] = []
+    for split in splits:
+        _check_split_name(split, "dataset.splits")
+        if split in files:
+            patterns = _patterns(files[split], f"dataset.files.{split}")
+        elif fmt == "stsb":
+            patterns = (f"sts-{split}.csv",)
+        else:
+            raise ConfigError(
+                f"dataset.files.{split} must list the files of split {split} (globs relative to "
+                f"dataset.path): format pairs_tsv has no default file names"
+            )
+        sets.append(_PairSet(split, fmt, root, patterns, f"the {fmt} file(s) of split {split}"))
+    eval_sets = cfg.get("eval_sets") or {}
+    if not isinstance(eval_sets, Mapping):
+        raise ConfigError(f"dataset.eval_sets must map names to {{format, path, files}}, got {eval_sets!r}")
+    for name, spec in eval_sets.items():
+        name = _check_split_name(str(name), "dataset.eval_sets")
+        if not isinstance(spec, Mapping):
+            raise ConfigError(f"dataset.eval_sets.{name} must be {{format, path, files}}, got {spec!r}")
+        efmt = spec.get("format")
+        if efmt not in FORMATS:
+            raise ConfigError(f"dataset.eval_sets.{name}.format must be one of {', '.join(FORMATS)}; got {efmt!r}")
+        patterns = _patterns(spec.get("files"), f"dataset.eval_sets.{name}.files")
+        sets.append(_PairSet(name, efmt, spec.get("path") or "", patterns, f"the {efmt} file(s) of eval set {name}"))
+    names = [s.split for s in sets]
+    if dup := sorted({n for n in names if names.count(n) > 1}):
+        raise ConfigError(f"split names must be unique across dataset.splits and dataset.eval_sets; repeated: {dup}")
+    return sets
+
+
+def _resolve(ps: _PairSet) -> list[str]:
+    """The set's files relative to its root: globs expanded, sorted, deduplicated; none -> InputError."""
+    base = ps.root or "."
+    if not os.path.isdir(base):
+        raise InputError(ps.root, None, f"a folder holding {ps.what}", "no such folder")
+    found: set[str] = set()
+    for pattern in ps.patterns:
+        hits = [h for h in glob.glob(pattern, root_dir=base, recursive=True) if os.path.isfile(os.path.join(base, h))]
+        if not hits:
+            got = "no file matches this glob" if glob.escape(pattern) != pattern else "no such file"
+            raise InputError(Path(ps.root) / pattern, None, ps.what, got)
+        found.update(os.path.normpath(h) for h in hits)
+    return sorted(found)
+
+
+def pair_splits(cfg: dict) -> list[str]:
+    """Every split name: `dataset.splits`, then the `dataset.eval_sets` keys, in config order."""
+    return [ps.split for ps in _pair_sets(cfg)]
+
+
+def pair_files(cfg: dict) -> list[str]:
+    """Every input file of every split and eval set (globs expanded, sorted, deduplicated)."""
+    return sorted({str(Path(ps.root) / rel) for ps in _pair_sets(cfg) for rel in _resolve(ps)})
+
+
+# --- parsing -----------------------------------------------------------------------------------------
+
+def _score(field: str, path, line: int, expected: str, allow_empty: bool) -> float | None:
+    text = field.strip()
+    if not text and allow_empty:
+        return None
+    if not _NUMBER.match(text) or not math.isfinite(value := float(text)):
+        raise InputError(path, line, expected, repr(field))
+    return value
+
+
+def _check_source(src: Source, score_range: tuple[float, float] | None) -> None:
+    """Vectorised: both sentences non-empty; labelled scores inside `score_range` (when given)."""
+    t = src.table
+    blank_a = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(t["text_a"])), 0)
+    blank_b = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(t["text_b"])), 0)
+    row = pc.index(pc.or_(blank_a, blank_b), True).as_py()
+    if row >= 0:
+        which = "sentence1" if blank_a[row].as_py() else "sentence2"
+        raise InputError(src.path, src.line(row), "a non-empty sentence1 and sentence2", f"an empty {which}")
+    if score_range is not None:
+        lo, hi = score_range
+        out = pc.fill_null(pc.or_(pc.less(t["gold"], lo), pc.greater(t["gold"], hi)), False)
+        row = pc.index(out, True).as_py()
+        if row >= 0:
+            raise InputError(src.path, src.line(row), f"a score between {lo:g} and {hi:g}", f"{t['gold'][row].as_py()!r}")
+
+
+def read_stsb(path, rel: str) -> Source:
+    """STS Benchmark: 7 tab-separated fields (9 with the licence columns), no header, no quoting."""
+    cols = Columns(_RAW, path)
+    expected_score = "a numeric score (field 5) between 0 and 5"
+    for n, line in read_lines(path, f"STS Benchmark rows ({_STSB_FIELDS}, tab-separated)"):
+        fields = line.removeprefix("\ufeff").split("\t") if n == 1 else line.split("\t")
+        if len(fields) not in (7, 9):
+            raise InputError(
+                path, n, f"7 tab-separated fields ({_STSB_FIELDS}), or 9 with the 2 licence fields",
+                f"{len(fields)} fields",
+            )
+        gold = _score(fields[4], path, n, expected_score, allow_empty=False)
+        cols.append(n, f"{rel}:{n}", fields[5], fields[6], gold)
+    src = cols.source()
+    _check_source(src, STSB_SCORE_RANGE)
+    return src
+
+
+def read_pairs_tsv(path, rel: str) -> Source:
+    """score TAB sentence1 TAB sentence2 per line; an empty score is an unlabelled pair (null gold)."""
+    cols = Columns(_RAW, path)
+    expected_score = "a numeric score (or an empty one for an unlabelled pair) in field 1"
+    for n, line in read_lines(path, "sentence pairs: score TAB sentence1 TAB sentence2"):
+        fields = line.removeprefix("\ufeff").split("\t") if n == 1 else line.split("\t")
+        if len(fields) != 3:
+            raise InputError(path, n, "3 tab-separated fields (score, sentence1, sentence2)", f"{len(fields)} fields")
+        gold = _score(fields[0], path, n, expected_score, allow_empty=True)
+        cols.append(n, f"{rel}:{n}", fields[1], fields[2], gold)
+    src = cols.source()
+    _check_source(src, None)
+    return src
+
+
+_READERS = {"stsb": read_stsb, "pairs_tsv": read_pairs_tsv}
+
+
+def _split_schema(split: str) -> pa.Schema:
+    return PAIRS.with_metadata({SPLIT_KEY: split.encode()})
+
+
+def _load_set(ps: _PairSet) -> pa.Table:
+    rels = _resolve(ps)
+    tables = [_READERS[ps.format](Path(ps.root) / rel, rel).table for rel in rels]
+    table = pa.concat_tables(tables).cast(_split_schema(ps.split)).combine_chunks()
+    if table.num_rows == 0:
+        raise InputError(", ".join(str(Path(ps.root) / r) for r in rels), None,
+                         f"at least one sentence pair in {ps.what}", "none")
+    n_unlabelled = table["gold"].null_count
+    log.info("split %s: %d pairs from %d file(s) (%d unlabelled)", ps.split, table.num_rows, len(rels), n_unlabelled)
+    return table
+
+
+def load_pairs(cfg: dict) -> dict[str, pa.Table]:
+    """split -> PAIRS table (pair_id, text_a, text_b, gold; null gold = unlabelled), in pair_splits order.
+
+    Each table's schema metadata records its split (SPLIT_KEY); PAIRS comparisons ignore metadata.
+    """
+    return {ps.split: _load_set(ps) for ps in _pair_sets(cfg)}
+
+
+def write_pairs(tables: dict[str, pa.Table], outdir) -> None:
+    """Write <outdir>/<split>.parquet for each split, atomically, with the split in the schema metadata."""
+    outdir = Path(outdir)
+    for split, table in tables.items():
+        _check_split_name(split, "write_pairs")
+        write_table(table, outdir / f"{split}.parquet", _split_schema(split))
+
+
+# --- labels: evaluation keeps them, training never sees them ------------------------------------------
+
+def labelled(table: pa.Table) -> pa.Table:
+    """Only the pairs with a gold score (what evaluation correlates against)."""
+    return table.filter(pc.is_valid(table["gold"]))
+
+
+def _split_of(table: pa.Table) -> str | None:
+    meta = table.schema.metadata or {}
+    return meta[SPLIT_KEY].decode() if SPLIT_KEY in meta else None
+
+
+def unlabelled(table: pa.Table) -> pa.Table:
+    """pair_id, text_a, text_b only: the gold-label firewall (training data is built only from this)."""
+    if missing := [c for c in UNLABELLED.names if c not in table.column_names]:
+        raise ValueError(f"a sentence-pair table needs columns {UNLABELLED.names}; missing {missing}")
+    split = _split_of(table)
+    schema = UNLABELLED if split is None else UNLABELLED.with_metadata({SPLIT_KEY: split.encode()})
+    return table.select(UNLABELLED.names).cast(schema)
+
+
+def training_pairs(
+    tables: Sequence[pa.Table] | Mapping[str, pa.Table], splits: Sequence[str] | None = None
+) -> pa.Table:
+    """The unlabelled pairs of several splits, for training: UNLABELLED schema, deterministic order.
+
+    Tables are taken in the given order, rows in file order; a repeated exact (text_a, text_b) pair
+    keeps its first occurrence only. Ids become `<split>:<pair_id>` (split names hold no ':'), so they
+    stay unique across splits. A table's split is `splits[i]`, else the mapping key, else the split
+    recorded in its schema metadata by load_pairs / write_pairs (read back from Parquet too). Gold
+    scores are dropped first (see `unlabelled`): the result never depends on them.
+    """
+    if isinstance(tables, Mapping):
+        names = list(tables) if splits is None else list(splits)
+        tables = list(tables.values())
+    else:
+        tables = list(tables)
+        names = list(splits) if splits is not None else [_split_of(t) for t in tables]
+    if len(names) != len(tables):
+        raise ValueError(f"training_pairs: {len(tables)} tables but {len(names)} split names")
+    parts = []
+    for i, (name, table) in enumerate(zip(names, tables, strict=True)):
+        if name is None:
+            raise ValueError(
+                f"training_pairs: table {i} records no split (schema metadata {SPLIT_KEY!r}); pass splits="
+            )
+        _check_split_name(name, "training_pairs")
+        t = unlabelled(table).cast(UNLABELLED)
+        ids = pc.utf8_replace_slice(t["pair_id"], 0, 0, f"{name}:")
+        parts.append(t.set_column(0, "pair_id", ids))
+    if not parts:
+        return UNLABELLED.empty_table()
+    combined = pa.concat_tables(parts)
+    combined = combined.append_column("_row", pa.array(range(combined.num_rows), pa.int64()))
+    first = combined.group_by(["text_a", "text_b"], use_threads=False).aggregate([("_row", "min")])["_row_min"]
+    keep = pc.take(first, pc.sort_indices(first))
+    out = combined.take(keep).drop_columns(["_row"]).combine_chunks()
+    if dropped := combined.num_rows - out.num_rows:
+        log.info("training pairs: dropped %d exact duplicate (text_a, text_b) pairs of %d", dropped, combined.num_rows)
+    if out.group_by("pair_id", use_threads=False).aggregate([]).num_rows != out.num_rows:
+        raise ValueError(f"training_pairs: pair ids repeat (the same split given twice?): splits {names}")
+    return out

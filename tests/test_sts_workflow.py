@@ -1,0 +1,148 @@
+"""task: sts end to end on a tiny model: 2 Trans-Encoder iterations, the supervised baseline, and the
+gold-label firewall (nothing that trains can see a gold train score)."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+
+import pyarrow.parquet as pq
+import pytest
+from conftest import REPO, WORDS
+from workflow_utils import snakemake, write_config
+
+
+def write_tiny_stsb(root, seed=0, sizes=(("train", 40), ("dev", 16), ("test", 16)), gold_offset=0.0):
+    """STS Benchmark layout: genre, file, year, id, score, sentence1, sentence2 (some rows with 2 more columns)."""
+    rng = random.Random(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for split, n in sizes:
+        lines = []
+        for i in range(n):
+            a = " ".join(rng.sample(WORDS, 5))
+            shared = rng.randint(0, 5)
+            b = " ".join(a.split()[:shared] + rng.sample(WORDS, 5 - shared))
+            score = min(5.0, shared + gold_offset)
+            row = ["main-captions", "MSRvid", "2012test", f"{i:04d}", f"{score:.3f}", a, b]
+            if i % 7 == 0:
+                row += ["licence", "source"]
+            lines.append("\t".join(row))
+        (root / f"sts-{split}.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def sts_config(model, data, **extra):
+    config = {
+        "experiment": "tinysts", "task": "sts", "iterations": 2,
+        "dataset": {"format": "stsb", "path": str(data), "splits": ["train", "dev", "test"]},
+        "bi_encoder": {"model": str(model)},
+        "encode": {"batch_size": 8, "precision": "fp32"},
+        "evaluate": {"splits": ["test"]},
+        "cross_encoder": {"model": str(model), "batch_size": 8, "epochs": 1, "max_length": 32, "precision": "fp32"},
+        "distill": {"batch_size": 8, "epochs": 1, "precision": "fp32"},
+        "sts": {"max_length": 16, "supervised_baseline": True},
+    }
+    config.update(extra)
+    return config
+
+
+@pytest.fixture(scope="module")
+def sts_run(tmp_path_factory):
+    from conftest import save_tiny_bi_encoder
+
+    root = tmp_path_factory.mktemp("sts")
+    model = save_tiny_bi_encoder(root / "model")
+    data = write_tiny_stsb(root / "stsb")
+    cfg = write_config(root / "config.yaml", sts_config(model, data))
+    proc = snakemake(root, cfg)
+    return root, proc
+
+
+def test_two_sts_iterations_end_to_end(sts_run):
+    root, proc = sts_run
+    res = root / "results" / "tinysts"
+    rows = pq.read_table(res / "metrics.parquet").to_pylist()
+    seen = {(r["iteration"], r["encoder"], r["split"]) for r in rows if r["metric"] == "spearman"}
+    expected = {(k, "bi", s) for k in range(3) for s in ("dev", "test")}
+    expected |= {(k, "cross", s) for k in (1, 2) for s in ("dev", "test")}
+    expected |= {(0, "cross-supervised", s) for s in ("dev", "test")}
+    assert seen == expected  # dev is evaluated because sts.select_split names it
+    assert "best bi on dev: iteration" in proc.stdout and "best cross on dev: iteration" in proc.stdout
+    assert "TRANSDUCTIVE" not in proc.stdout
+    # the cross-encoder learns from both orders of every training pair
+    training = json.loads((res / "iter1" / "cross" / "model" / "training.json").read_text())
+    assert training["train_pairs"] == 40 and training["examples_per_epoch"] == 80
+    from sentence_transformers import CrossEncoder, SentenceTransformer
+
+    assert SentenceTransformer(str(res / "iter2" / "bi" / "model")).encode(["a b"]).shape == (1, 32)
+    assert CrossEncoder(str(res / "iter2" / "cross" / "model")).predict([("a", "b")]).shape == (1,)
+
+
+def _training_ancestors(root, cfg):
+    """Every file the training jobs (train_cross, distill_bi) of the loop depend on, transitively."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(root), "--configfile",
+           str(cfg), "--forceall", "--dag", "--cores", "1"]
+    dag = subprocess.run(cmd, capture_output=True, text=True, cwd=root, check=True).stdout
+    return dag
+
+
+def test_gold_train_scores_cannot_reach_training(sts_run, tmp_path):
+    root, _ = sts_run
+    res = root / "results" / "tinysts"
+    unlabelled = pq.read_table(res / "data" / "pairs" / "unlabelled.parquet")
+    assert unlabelled.column_names == ["pair_id", "text_a", "text_b"]
+    # the loop's training jobs read only the unlabelled pairs and teacher scores
+    for log in ("train_cross/iter1.log", "train_cross/iter2.log", "distill_bi/iter1.log"):
+        text = (res / "logs" / log).read_text()
+        assert "data/pairs/unlabelled.parquet" in text and "data/pairs/train.parquet" not in text
+    # every gold train score changed: the training pairs come out byte-identical
+    other = tmp_path / "other"
+    model = root / "model"
+    data = write_tiny_stsb(other / "stsb", gold_offset=1.5)
+    cfg = write_config(other / "config.yaml", sts_config(model, data))
+    snakemake(other, cfg, "results/tinysts/data/pairs/unlabelled.parquet")
+    assert (pq.read_table(other / "results/tinysts/data/pairs/train.parquet").column("gold").to_pylist()
+            != pq.read_table(res / "data/pairs/train.parquet").column("gold").to_pylist())
+    assert ((other / "results/tinysts/data/pairs/unlabelled.parquet").read_bytes()
+            == (res / "data/pairs/unlabelled.parquet").read_bytes())
+
+
+def test_train_scores_reach_only_the_supervised_baseline(sts_run):
+    root, _ = sts_run
+    dag = _training_ancestors(root, root / "config.yaml")
+    edges = [line for line in dag.splitlines() if "->" in line]
+    labels = dict(line.strip().split("[", 1) for line in dag.splitlines() if "label" in line and "->" not in line)
+
+    def rule(node):
+        return labels.get(node, "")
+
+    gold_users = {rule(dst) for line in edges for src, dst in [line.strip().rstrip(";").split(" -> ")]
+                  if "gold_labels" in rule(src)}
+    assert gold_users and all("train_cross_supervised" in label for label in gold_users)
+
+
+def test_mutual_distillation_averages_two_families(tmp_path):
+    from conftest import save_tiny_bi_encoder
+
+    model_a = save_tiny_bi_encoder(tmp_path / "model_a", seed=0)
+    model_b = save_tiny_bi_encoder(tmp_path / "model_b", seed=1)
+    data = write_tiny_stsb(tmp_path / "stsb", sizes=(("train", 24), ("dev", 12), ("test", 12)))
+    config = sts_config(model_a, data, iterations=1)
+    config["sts"] = {"max_length": 16, "mutual": {"bi_model": str(model_b), "cross_model": str(model_b)}}
+    proc = snakemake(tmp_path, write_config(tmp_path / "config.yaml", config))
+    res = tmp_path / "results" / "tinysts"
+    rows = pq.read_table(res / "metrics.parquet").to_pylist()
+    assert {(r["iteration"], r["encoder"]) for r in rows} == {
+        (0, "bi"), (0, "bi_b"), (1, "bi"), (1, "bi_b"), (1, "cross"), (1, "cross_b")}
+    assert "best cross_b on dev" in proc.stdout
+    # each direction's labels are both families' scores: the trainers were given both files
+    for log, teachers in (("train_cross/iter1.log", ("iter0/bi/scores", "iter0/bi_b/scores")),
+                          ("train_cross/iter1-b.log", ("iter0/bi/scores", "iter0/bi_b/scores")),
+                          ("distill_bi/iter1.log", ("iter1/cross/scores", "iter1/cross_b/scores")),
+                          ("distill_bi/iter1-b.log", ("iter1/cross/scores", "iter1/cross_b/scores"))):
+        text = (res / "logs" / log).read_text()
+        assert all(f"{t}/unlabelled.parquet" in text for t in teachers), log
+    hp = json.loads((res / "iter1" / "bi_b" / "model" / "training.json").read_text())["hparams"]
+    assert hp["model"] == str(model_b)
