@@ -190,8 +190,12 @@ def cross_hparams(wildcards, fam=""):
     keys = ("train_group_size", "batch_size", "gradient_accumulation", "learning_rate", "warmup_ratio",
             "weight_decay", "max_length", "epochs", "max_steps", "precision", "gradient_checkpointing",
             "attention_dropout", "checkpoint_every", "log_every")
-    return {"model": cross_init(wildcards), "seed": config["seed"] + int(wildcards.k),
-            **{key: for_iteration("cross_encoder", key, wildcards.k) for key in keys}}
+    hparams = {"model": cross_init(wildcards), "seed": config["seed"] + int(wildcards.k),
+               **{key: for_iteration("cross_encoder", key, wildcards.k) for key in keys}}
+    head_lr = for_iteration("cross_encoder", "head_learning_rate", wildcards.k)
+    if head_lr is not None:  # only when set, so runs made before the option stay up to date
+        hparams["head_learning_rate"] = head_lr
+    return hparams
 
 
 def distill_init(wildcards, fam=""):

@@ -19,7 +19,14 @@ import torch
 from bicross.errors import ConfigError, InputError
 from bicross.launch import free_port
 from bicross.train_cross import DEFAULTS, CrossGroups, PairCollator, resolve_hparams
-from bicross.training import TrainConfig, _FirstN, make_plan, parameter_groups
+from bicross.training import (
+    TrainConfig,
+    _FirstN,
+    head_parameter_names,
+    make_optimizer,
+    make_plan,
+    parameter_groups,
+)
 
 GROUP = 4
 
@@ -162,6 +169,36 @@ def test_no_weight_decay_on_bias_and_layer_norm(tiny_cross_init):
     assert all(n.endswith("bias") or "LayerNorm" in n for n in plain)
     assert "bert.embeddings.LayerNorm.weight" in plain and "classifier.bias" in plain
     assert len(decayed) + len(plain) == len(names)
+
+
+def test_head_learning_rate_only_for_the_new_head(tiny_cross_init):
+    """head_learning_rate: the classification head (outside `bert.`) gets its own rate, the schedule
+    scales it like the rest; unset, every parameter has learning_rate; a bare encoder has no head."""
+    from transformers import AutoModel, AutoModelForSequenceClassification, get_linear_schedule_with_warmup
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_cross_init, num_labels=1)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert head_parameter_names(model) == {"classifier.weight", "classifier.bias"}
+    config = TrainConfig.from_dict(resolve_hparams({"learning_rate": 1e-4, "head_learning_rate": 1e-2}))
+    optimizer = make_optimizer(model, config, torch.device("cpu"))
+    lr = {names[id(p)]: g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    decay = {names[id(p)]: g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
+    assert len(lr) == len(names)
+    assert lr["classifier.weight"] == lr["classifier.bias"] == 1e-2
+    assert lr["bert.pooler.dense.weight"] == lr["bert.encoder.layer.0.attention.self.query.weight"] == 1e-4
+    assert decay["classifier.weight"] == 0.01 and decay["classifier.bias"] == 0.0
+    scheduler = get_linear_schedule_with_warmup(optimizer, 2, 10)
+    for _ in range(6):
+        optimizer.step()
+        scheduler.step()
+    rates = {names[id(g["params"][0])].startswith("classifier"): g["lr"] for g in optimizer.param_groups}
+    assert rates[True] == pytest.approx(100 * rates[False]) and rates[False] == pytest.approx(0.5e-4)
+    plain = make_optimizer(model, TrainConfig(learning_rate=1e-4), torch.device("cpu"))
+    assert {g["lr"] for g in plain.param_groups} == {1e-4} and len(plain.param_groups) == 2
+    assert head_parameter_names(AutoModel.from_pretrained(tiny_cross_init)) == set()
+    assert resolve_hparams({})["head_learning_rate"] is None
+    with pytest.raises(ConfigError, match="head_learning_rate"):
+        TrainConfig(head_learning_rate=0.0).validate()
 
 
 @pytest.mark.parametrize("processes,batch,accumulation", [(2, 2, 1), (1, 2, 2), (2, 1, 2), (4, 1, 1)])

@@ -37,7 +37,7 @@ class IndexSettings:
 
     index: str = "flat"
     nlist: int | None = None  # ivf: lists per shard; None = 4 * sqrt(shard size), at most size / 39
-    nprobe: int = 64  # ivf: lists searched per query
+    nprobe: int = 256  # ivf: lists searched per query
     m: int = 32  # hnsw: neighbours per node (faiss `M`)
     ef_construction: int = 200  # hnsw: candidate list while building (faiss `efConstruction`)
     ef_search: int = 256  # hnsw: candidate list while searching (faiss `efSearch`; at least k)

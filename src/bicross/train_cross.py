@@ -46,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "batch_size": 2,
     "gradient_accumulation": 1,
     "learning_rate": 5e-5,
+    "head_learning_rate": None,  # the new 1-logit head (outside the base model); None: learning_rate
     "warmup_ratio": 0.1,
     "weight_decay": 0.01,
     "max_length": 192,

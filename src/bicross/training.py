@@ -59,6 +59,9 @@ class TrainConfig:
     batch_size: int = 2  # examples per device per micro-batch
     gradient_accumulation: int = 1
     learning_rate: float = 5e-5
+    # parameters outside the model's base model (`base_model_prefix`: e.g. a new classification head);
+    # None: learning_rate like the rest
+    head_learning_rate: float | None = None
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     epochs: float = 3.0
@@ -89,6 +92,8 @@ class TrainConfig:
             raise ConfigError(f"warmup_ratio must be in [0, 1], got {self.warmup_ratio}")
         if self.learning_rate <= 0:
             raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.head_learning_rate is not None and self.head_learning_rate <= 0:
+            raise ConfigError(f"head_learning_rate must be > 0 or null, got {self.head_learning_rate}")
 
 
 @dataclass
@@ -204,9 +209,31 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[s
     return [g for g in groups if g["params"]]
 
 
+def head_parameter_names(model: torch.nn.Module) -> set[str]:
+    """Parameters outside the base model (``model.base_model_prefix``), e.g. a sequence-classification head."""
+    prefix = getattr(model, "base_model_prefix", "")
+    if not prefix or not hasattr(model, prefix):
+        return set()
+    return {name for name, _ in model.named_parameters() if not name.startswith(prefix + ".")}
+
+
 def make_optimizer(model: torch.nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
-    """AdamW over `parameter_groups`; the fused kernel where torch has one (about 4x faster steps on CPU)."""
+    """AdamW over `parameter_groups`; the fused kernel where torch has one (about 4x faster steps on CPU).
+
+    With ``head_learning_rate`` the head's parameters (`head_parameter_names`) get their own groups at
+    that rate; the warm-up/decay schedule scales every group alike.
+    """
     groups = parameter_groups(model, config.weight_decay)
+    if config.head_learning_rate is not None:
+        names = head_parameter_names(model)
+        head = {id(p) for name, p in model.named_parameters() if name in names}
+        split = []
+        for group in groups:
+            body = [p for p in group["params"] if id(p) not in head]
+            top = [p for p in group["params"] if id(p) in head]
+            split += [{**group, "params": body}] if body else []
+            split += [{**group, "params": top, "lr": float(config.head_learning_rate)}] if top else []
+        groups = split
     if device.type in ("cpu", "cuda"):
         try:
             return torch.optim.AdamW(groups, lr=config.learning_rate, fused=True)
