@@ -10,8 +10,12 @@ min_version("9.0")
 report: "workflow/report/workflow.rst"
 
 
-# the embedded default sits beside this file; --configfile / --config layer on top of it
-configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+# The embedded default sits beside this file and applies when no --configfile is given: a config file
+# names a whole experiment (the schema fills in what it leaves out), so the default's tuning never
+# leaks into it. --config key=value layers on top of either.
+if not workflow.overwrite_configfiles:
+
+    configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 include: "rules/common.smk"

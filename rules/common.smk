@@ -182,16 +182,17 @@ TRAIN_KEYS = ("batch_size", "gradient_accumulation", "learning_rate", "warmup_ra
 
 def cross_hparams(wildcards, fam=""):
     if TASK == "sts":
-        return {"model": cross_init(wildcards, fam), "seed": config["seed"] + int(wildcards.k) + (500 if fam else 0),
-                **{key: for_iteration("cross_encoder", key, wildcards.k) for key in (*TRAIN_KEYS, "max_length")},
-                "loss": for_iteration("sts", "cross_loss", wildcards.k),
-                "label_transform": for_iteration("sts", "label_transform", wildcards.k),
-                "label_sharpen": for_iteration("sts", "label_sharpen", wildcards.k)}
-    keys = ("train_group_size", "batch_size", "gradient_accumulation", "learning_rate", "warmup_ratio",
-            "weight_decay", "max_length", "epochs", "max_steps", "precision", "gradient_checkpointing",
-            "attention_dropout", "checkpoint_every", "log_every")
-    hparams = {"model": cross_init(wildcards), "seed": config["seed"] + int(wildcards.k),
-               **{key: for_iteration("cross_encoder", key, wildcards.k) for key in keys}}
+        hparams = {"model": cross_init(wildcards, fam), "seed": config["seed"] + int(wildcards.k) + (500 if fam else 0),
+                   **{key: for_iteration("cross_encoder", key, wildcards.k) for key in (*TRAIN_KEYS, "max_length")},
+                   "loss": for_iteration("sts", "cross_loss", wildcards.k),
+                   "label_transform": for_iteration("sts", "label_transform", wildcards.k),
+                   "label_sharpen": for_iteration("sts", "label_sharpen", wildcards.k)}
+    else:
+        keys = ("train_group_size", "batch_size", "gradient_accumulation", "learning_rate", "warmup_ratio",
+                "weight_decay", "max_length", "epochs", "max_steps", "precision", "gradient_checkpointing",
+                "attention_dropout", "checkpoint_every", "log_every")
+        hparams = {"model": cross_init(wildcards), "seed": config["seed"] + int(wildcards.k),
+                   **{key: for_iteration("cross_encoder", key, wildcards.k) for key in keys}}
     head_lr = for_iteration("cross_encoder", "head_learning_rate", wildcards.k)
     if head_lr is not None:  # only when set, so runs made before the option stay up to date
         hparams["head_learning_rate"] = head_lr

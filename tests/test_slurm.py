@@ -2,7 +2,7 @@
 
 Needs a running SLURM (`sinfo` on PATH and a node up): CI starts a single-node one with
 scripts/local-slurm.sh; elsewhere the test is skipped with the reason. Run it alone with
-`pytest -m slurm tests/test_slurm.py`.
+`./run.sh test -m slurm tests/test_slurm.py`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from workflow_utils import REPO, snakemake, tiny_retrieval_config, write_config
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 
 def usable_partition() -> dict[str, str]:

@@ -123,6 +123,7 @@ def test_train_scores_reach_only_the_supervised_baseline(sts_run):
     assert gold_users and all("train_cross_supervised" in label for label in gold_users)
 
 
+@pytest.mark.slow
 def test_mutual_distillation_averages_two_families(tmp_path):
     from conftest import save_tiny_bi_encoder
 

@@ -30,21 +30,38 @@ def write_metrics(json_paths: Sequence[str], out_path) -> pa.Table:
     return table
 
 
+def starting_point(encoder: str, iteration: int) -> str | None:
+    """The row an encoder's row is compared with: bi-encoder k-1 of its family for bi-encoder k (its
+    predecessor) and for cross-encoder k (it reranks bi-encoder k-1's candidates / learns its labels)."""
+    for kind in ("bi", "cross"):
+        if encoder.startswith(kind) and encoder[len(kind):] in ("", "_b") and iteration >= 1:
+            return f"bi{encoder[len(kind):]}"
+    return None
+
+
 def format_table(table: pa.Table) -> str:
-    """One row per (split, encoder, iteration), one column per metric, headline metrics first."""
+    """One row per (split, encoder, iteration), one column per metric, headline metrics first; the last
+    column is what the row changed: its first metric minus the same on `starting_point`'s row."""
     cells: dict[tuple, dict[str, float]] = {}
     for row in table.to_pylist():
         cells.setdefault((row["split"], row["encoder"], row["iteration"]), {})[row["metric"]] = row["value"]
     present = {m for values in cells.values() for m in values if m not in COUNTS}
     columns = [m for m in HEADLINE if m in present] + sorted(present - set(HEADLINE))
     header = ["split", "encoder", "iter", *columns]
+    if columns:
+        header.append(f"change in {columns[0]}")
     lines = [header]
-    for split, encoder, iteration in sorted(cells, key=lambda k: (k[0], k[2], k[1] != "bi")):
+    for split, encoder, iteration in sorted(cells, key=lambda k: (k[0], k[2], k[1] != "bi", k[1])):
         values = cells[(split, encoder, iteration)]
-        lines.append([split, encoder, str(iteration),
-                      *(f"{values[m]:.4f}" if m in values else "-" for m in columns)])
+        line = [split, encoder, str(iteration), *(f"{values[m]:.4f}" if m in values else "-" for m in columns)]
+        if columns:
+            base = starting_point(encoder, iteration)
+            before = cells.get((split, base, iteration - 1), {}) if base else {}
+            line.append(f"{values[columns[0]] - before[columns[0]]:+.4f} vs {base} {iteration - 1}"
+                        if columns[0] in values and columns[0] in before else "")
+        lines.append(line)
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines)
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines)
 
 
 def best_iterations(table: pa.Table, split: str, metric: str | None = None) -> dict[str, tuple[int, float]]:

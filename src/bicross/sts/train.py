@@ -58,7 +58,7 @@ COMMON: dict[str, Any] = {
 DEFAULTS: dict[str, dict[str, Any]] = {
     "cross": {**COMMON, "model": "sentence-transformers/all-MiniLM-L6-v2", "batch_size": 32,
               "learning_rate": 4e-5, "epochs": 1, "max_length": 128, "loss": "bce", "label_transform": "clip",
-              "label_sharpen": 0.0, "attn_implementation": "auto"},
+              "label_sharpen": 0.0, "attn_implementation": "auto", "head_learning_rate": None},
     "bi": {**COMMON, "model": "sentence-transformers/all-MiniLM-L6-v2", "pooling": "auto", "normalize": "auto",
            "batch_size": 32, "learning_rate": 5e-6, "epochs": 1, "max_length": 64},
 }

@@ -1,0 +1,58 @@
+"""The end-of-run table: one row per split/encoder/iteration, and what each row changed."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+
+from bicross.summary import best_iterations, format_table, print_summary, starting_point, write_metrics
+
+
+def metric_files(tmp_path, rows):
+    paths = []
+    for i, (encoder, iteration, split, metrics) in enumerate(rows):
+        path = tmp_path / f"{i}.json"
+        path.write_text(json.dumps({"encoder": encoder, "iteration": iteration, "split": split, "metrics": metrics}))
+        paths.append(str(path))
+    return paths
+
+
+def test_each_row_shows_its_change_against_where_it_started(tmp_path):
+    rows = [("bi", 0, "test", {"ndcg@10": 0.50, "map": 0.40, "num_queries": 10}),
+            ("bi", 1, "test", {"ndcg@10": 0.55, "map": 0.42, "num_queries": 10}),
+            ("cross", 1, "test", {"ndcg@10": 0.45, "map": 0.30, "num_queries": 10}),
+            ("bi", 2, "test", {"ndcg@10": 0.60, "map": 0.45, "num_queries": 10}),
+            ("cross", 2, "test", {"ndcg@10": 0.58, "map": 0.44, "num_queries": 10})]
+    table = write_metrics(metric_files(tmp_path, rows), tmp_path / "metrics.parquet")
+    lines = format_table(table).splitlines()
+    assert lines[0].split() == ["split", "encoder", "iter", "ndcg@10", "map", "change", "in", "ndcg@10"]
+    assert [line.split()[1:3] for line in lines[1:]] == [["bi", "0"], ["bi", "1"], ["cross", "1"],
+                                                        ["bi", "2"], ["cross", "2"]]
+    assert lines[1].split()[3:] == ["0.5000", "0.4000"]  # bi-encoder 0 starts the table: nothing to compare
+    assert lines[2].split()[5:] == ["+0.0500", "vs", "bi", "0"]
+    assert lines[3].split()[5:] == ["-0.0500", "vs", "bi", "0"]  # cross 1 reranks bi 0's candidates
+    assert lines[5].split()[5:] == ["+0.0300", "vs", "bi", "1"]
+    assert "num_queries" not in lines[0]
+    assert pq.read_table(tmp_path / "metrics.parquet").num_rows == 15
+
+
+def test_sts_families_baselines_and_the_best_iteration(tmp_path, capsys):
+    rows = [("bi", 0, "dev", {"spearman": 80.0, "pearson": 79.0}),
+            ("bi_b", 0, "dev", {"spearman": 70.0, "pearson": 69.0}),
+            ("cross-supervised", 0, "dev", {"spearman": 88.0, "pearson": 87.0}),
+            ("bi", 1, "dev", {"spearman": 81.0, "pearson": 80.0}),
+            ("bi_b", 1, "dev", {"spearman": 72.5, "pearson": 71.0}),
+            ("cross", 1, "dev", {"spearman": 82.0, "pearson": 81.0}),
+            ("bi", 2, "dev", {"spearman": 80.5, "pearson": 80.0})]
+    write_metrics(metric_files(tmp_path, rows), tmp_path / "m.parquet")
+    text = print_summary(tmp_path / "m.parquet", select_split="dev", transductive=True)
+    assert capsys.readouterr().out.startswith("\nbicross metrics\n")
+    table = {tuple(line.split()[1:3]): line.split()[3:] for line in text.splitlines()[1:] if line.startswith("dev")}
+    assert table[("bi_b", "1")][2:] == ["+2.5000", "vs", "bi_b", "0"]  # a family compares with itself
+    assert table[("cross", "1")][2:] == ["+2.0000", "vs", "bi", "0"]
+    assert table[("cross-supervised", "0")] == ["88.0000", "87.0000"]  # a baseline: no starting point
+    assert "best bi on dev: iteration 1 (81.00)" in text and "best bi_b on dev: iteration 1 (72.50)" in text
+    assert "TRANSDUCTIVE" in text
+    assert best_iterations(pq.read_table(tmp_path / "m.parquet"), "dev", "pearson")["bi"] == (1, 80.0)
+    assert starting_point("cross-supervised", 0) is None and starting_point("bi", 0) is None
