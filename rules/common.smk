@@ -209,13 +209,21 @@ def distill_init_input(wildcards, fam=""):
     return [init] if init.startswith(RES) else []
 
 
+def bi_self_weight(wildcards):
+    return float(for_iteration("sts", "bi_self_weight", wildcards.k)) if TASK == "sts" else 0.0
+
+
 def distill_hparams(wildcards, fam=""):
     if TASK == "sts":
-        return {"model": distill_init(wildcards, fam),
-                "seed": config["seed"] + 1000 + int(wildcards.k) + (500 if fam else 0),
-                "pooling": config["bi_encoder"]["pooling"], "normalize": config["bi_encoder"]["normalize"],
-                "max_length": STS["max_length"],
-                **{key: for_iteration("distill", key, wildcards.k) for key in TRAIN_KEYS}}
+        hparams = {"model": distill_init(wildcards, fam),
+                   "seed": config["seed"] + 1000 + int(wildcards.k) + (500 if fam else 0),
+                   "pooling": config["bi_encoder"]["pooling"], "normalize": config["bi_encoder"]["normalize"],
+                   "max_length": STS["max_length"],
+                   **{key: for_iteration("distill", key, wildcards.k) for key in TRAIN_KEYS}}
+        w = bi_self_weight(wildcards)
+        if w:  # only when set, so runs made before the option stay up to date
+            hparams["label_weights"] = [(1 - w) / len(FAMILIES)] * len(FAMILIES) + [w]
+        return hparams
     keys = ("group_size", "batch_size", "gradient_accumulation", "learning_rate", "warmup_ratio",
             "weight_decay", "epochs", "max_steps", "precision", "gradient_checkpointing", "attention_dropout",
             "loss", "teacher_temperature", "student_temperature", "kl_weight", "inbatch_weight",
@@ -245,9 +253,10 @@ def distill_inputs(wildcards, fam=""):
     (each family's, averaged, with sts.mutual)."""
     init = {"init": distill_init_input(wildcards, fam)}
     if TASK == "sts":
-        return {"pairs": f"{RES}/data/pairs/{UNLABELLED}.parquet",
-                "labels": [f"{RES}/iter{wildcards.k}/cross{f}/scores/{UNLABELLED}.parquet" for f in FAMILIES],
-                **init}
+        labels = [f"{RES}/iter{wildcards.k}/cross{f}/scores/{UNLABELLED}.parquet" for f in FAMILIES]
+        if bi_self_weight(wildcards):  # and the bi-encoder's own scores (bi-encoder k-1 of its family)
+            labels.append(f"{RES}/iter{prev(wildcards)}/bi{fam}/scores/{UNLABELLED}.parquet")
+        return {"pairs": f"{RES}/data/pairs/{UNLABELLED}.parquet", "labels": labels, **init}
     return {"teacher": f"{RES}/iter{wildcards.k}/cross/teacher.parquet",
             "qrels": f"{RES}/data/qrels/{TRAIN_SPLIT}.parquet",
             "queries": f"{RES}/tokens/{TOK}/queries/{TRAIN_SPLIT}.parquet",

@@ -48,6 +48,17 @@ def test_mean_scores_averages_teachers_by_pair_id(tmp_path):
     np.testing.assert_allclose(mean, [0.1, 0.6, 0.8], rtol=1e-6)
 
 
+def test_mean_scores_weights_each_teacher(tmp_path):
+    """sts.bi_self_weight: a weighted mean, one weight per file, checked before any file is read."""
+    a = _scores(tmp_path / "a.parquet", ["p1", "p2"], [0.2, 0.4])
+    b = _scores(tmp_path / "b.parquet", ["p2", "p1"], [1.0, 0.0])
+    _, mixed = mean_scores([a, b], ["p1", "p2"], weights=[0.25, 0.75])
+    np.testing.assert_allclose(mixed, [0.05, 0.85], rtol=1e-6)
+    for bad in ([0.5], [0.5, 0.6], [1.5, -0.5]):
+        with pytest.raises(ValueError, match="label weights"):
+            mean_scores([a, b], weights=bad)
+
+
 def test_mean_scores_names_the_file_missing_a_pair(tmp_path):
     a = _scores(tmp_path / "a.parquet", ["p1", "p2"], [0.2, 0.4])
     b = _scores(tmp_path / "b.parquet", ["p1"], [0.0])

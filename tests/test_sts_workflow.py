@@ -123,6 +123,30 @@ def test_train_scores_reach_only_the_supervised_baseline(sts_run):
     assert gold_users and all("train_cross_supervised" in label for label in gold_users)
 
 
+def test_bi_self_weight_mixes_in_the_bi_encoders_own_scores(sts_run, tmp_path):
+    """sts.bi_self_weight w: bi-encoder k learns (1 - w) * cross-encoder k + w * bi-encoder k-1."""
+    import shutil
+
+    import numpy as np
+    import yaml
+
+    root = tmp_path / "copy"
+    shutil.copytree(sts_run[0], root)  # the finished run, left as it was for the other tests
+    config = yaml.safe_load((root / "config.yaml").read_text())
+    config["sts"]["bi_self_weight"] = 0.25
+    cfg = write_config(root / "config-self.yaml", config)
+    snakemake(root, cfg, "results/tinysts/iter1/bi/model")
+    res = root / "results" / "tinysts"
+    log = (res / "logs" / "distill_bi" / "iter1.log").read_text()
+    cross = pq.read_table(res / "iter1/cross/scores/unlabelled.parquet").to_pydict()
+    own = pq.read_table(res / "iter0/bi/scores/unlabelled.parquet").to_pydict()
+    by_id = dict(zip(own["pair_id"], own["score"], strict=True))
+    mixed = [0.75 * c + 0.25 * by_id[p] for p, c in zip(cross["pair_id"], cross["score"], strict=True)]
+    assert f"iter1/cross/scores/unlabelled.parquet, results/tinysts/iter0/bi/scores/unlabelled.parquet: mean {np.mean(mixed):.3f}" in log
+    training = json.loads((res / "iter1/bi/model/training.json").read_text())
+    assert training["hparams"]["label_weights"] == [0.75, 0.25]
+
+
 @pytest.mark.slow
 def test_mutual_distillation_averages_two_families(tmp_path):
     from conftest import save_tiny_bi_encoder

@@ -36,18 +36,24 @@ def transform_labels(scores: np.ndarray, transform: str = "clip", sharpen: float
     return y.astype(np.float32)
 
 
-def mean_scores(paths: Sequence[str], pair_ids: pa.Array | None = None) -> tuple[list[str], np.ndarray]:
-    """Average the `score` of several teachers' PAIR_SCORES files (mutual distillation), per pair_id.
+def mean_scores(paths: Sequence[str], pair_ids: pa.Array | None = None,
+                weights: Sequence[float] | None = None) -> tuple[list[str], np.ndarray]:
+    """Average the `score` of several teachers' PAIR_SCORES files (mutual distillation), per pair_id;
+    with `weights` (one per file, summing to 1) a weighted average.
 
     Every file must score exactly the same pairs; the result follows the first file's order, or
     `pair_ids` when given.
     """
     if not paths:
         raise ValueError("no teacher scores given")
+    if weights is None:
+        weights = [1.0 / len(paths)] * len(paths)
+    if len(weights) != len(paths) or min(weights) < 0 or abs(sum(weights) - 1.0) > 1e-6:
+        raise ValueError(f"need {len(paths)} non-negative label weights summing to 1, got {list(weights)}")
     first = pq.read_table(paths[0], columns=["pair_id", "score"])
     ids = first.column("pair_id").to_pylist() if pair_ids is None else list(pair_ids)
     total = np.zeros(len(ids), dtype=np.float64)
-    for path in paths:
+    for path, weight in zip(paths, weights, strict=True):
         table = pq.read_table(path, columns=["pair_id", "score"])
         index = {p: i for i, p in enumerate(table.column("pair_id").to_pylist())}
         missing = [p for p in ids if p not in index]
@@ -55,8 +61,8 @@ def mean_scores(paths: Sequence[str], pair_ids: pa.Array | None = None) -> tuple
             raise InputError(path, None, f"scores for exactly the {len(ids)} training pairs",
                              f"{len(index)} pairs, {len(missing)} missing (e.g. {missing[:3]})")
         scores = table.column("score").to_numpy()
-        total += scores[[index[p] for p in ids]]
-    return ids, (total / len(paths)).astype(np.float32)
+        total += weight * scores[[index[p] for p in ids]]
+    return ids, total.astype(np.float32)
 
 
 def gold_labels(pairs_path: str, pairs_out: str, labels_out: str, scale: float = 5.0) -> int:

@@ -60,7 +60,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
               "learning_rate": 4e-5, "epochs": 1, "max_length": 128, "loss": "bce", "label_transform": "clip",
               "label_sharpen": 0.0, "attn_implementation": "auto", "head_learning_rate": None},
     "bi": {**COMMON, "model": "sentence-transformers/all-MiniLM-L6-v2", "pooling": "auto", "normalize": "auto",
-           "batch_size": 32, "learning_rate": 5e-6, "epochs": 1, "max_length": 64},
+           "batch_size": 32, "learning_rate": 5e-6, "epochs": 1, "max_length": 64,
+           "label_weights": None},  # one per --labels file (sts.bi_self_weight); None: equal
 }
 
 
@@ -105,11 +106,12 @@ class ScoredPairs(Dataset):
         return first, second, float(self.labels[k])
 
 
-def load_labelled_pairs(pairs: str, labels: list[str]) -> tuple[list[str], list[str], list[str], np.ndarray]:
+def load_labelled_pairs(pairs: str, labels: list[str], weights: list[float] | None = None,
+                        ) -> tuple[list[str], list[str], list[str], np.ndarray]:
     ids, a, b = read_pairs(pairs)
     if not ids:
         raise InputError(pairs, None, "at least one training pair", "an empty file")
-    _, scores = mean_scores(labels, ids)
+    _, scores = mean_scores(labels, ids, weights)
     return ids, a, b, scores
 
 
@@ -122,7 +124,7 @@ def train_sts(kind: str, pairs: str, labels: list[str], out: str, checkpoints: s
 
     hp = resolve_hparams(kind, hparams)
     accelerator, config = start(hp, log_path)
-    _, a, b, scores = load_labelled_pairs(pairs, labels)
+    _, a, b, scores = load_labelled_pairs(pairs, labels, hp.get("label_weights"))
     settings = {"kind": kind, "hparams": hp, "inputs": [file_signature(p) for p in (pairs, *labels)]}
 
     if kind == "cross":
