@@ -68,15 +68,20 @@ def _check_sts_config():
     unknown = sorted((set(EVAL_SPLITS) | set(STS["train_splits"])) - set(splits))
     if unknown:
         raise ValueError(f"config names splits {unknown} that the dataset does not have ({splits})")
-    if UNLABELLED in splits:
-        raise ValueError(f"{UNLABELLED!r} names the training pairs; rename that dataset split")
+    for name in (UNLABELLED, AUGMENTED):
+        if name in splits:
+            raise ValueError(f"{name!r} names the training pairs; rename that dataset split")
     if STS["supervised_baseline"] and TRAIN_SPLIT not in splits:
         raise ValueError(f"sts.supervised_baseline trains on dataset.train_split {TRAIN_SPLIT!r}, not in {splits}")
 
 
 # task sts: the unlabelled training pairs are scored like any other split under this name
+# (AUGMENTED once sts.augment adds pairs built from their sentences)
 UNLABELLED = "unlabelled"
-SCORED_SPLITS = [UNLABELLED, *EVAL_SPLITS]
+AUGMENTED = "augmented"
+AUGMENT = STS.get("augment", {}) if TASK == "sts" else {}
+TRAIN_PAIRS = AUGMENTED if AUGMENT.get("neighbours") or AUGMENT.get("random") else UNLABELLED
+SCORED_SPLITS = [TRAIN_PAIRS, *EVAL_SPLITS]
 
 
 def pair_splits():
@@ -240,8 +245,8 @@ def cross_train_inputs(wildcards, fam=""):
     k-1 (by each family's bi-encoder k-1 with sts.mutual: the trainer averages them)."""
     init = {"init": cross_init_input(wildcards, fam)}
     if TASK == "sts":
-        return {"pairs": f"{RES}/data/pairs/{UNLABELLED}.parquet",
-                "labels": [f"{RES}/iter{prev(wildcards)}/bi{f}/scores/{UNLABELLED}.parquet" for f in FAMILIES],
+        return {"pairs": f"{RES}/data/pairs/{TRAIN_PAIRS}.parquet",
+                "labels": [f"{RES}/iter{prev(wildcards)}/bi{f}/scores/{TRAIN_PAIRS}.parquet" for f in FAMILIES],
                 **init}
     return {"negatives": f"{RES}/iter{wildcards.k}/negatives.parquet",
             "queries": f"{RES}/tokens/{CROSS_TOK}/queries/{TRAIN_SPLIT}.parquet",
@@ -253,10 +258,10 @@ def distill_inputs(wildcards, fam=""):
     (each family's, averaged, with sts.mutual)."""
     init = {"init": distill_init_input(wildcards, fam)}
     if TASK == "sts":
-        labels = [f"{RES}/iter{wildcards.k}/cross{f}/scores/{UNLABELLED}.parquet" for f in FAMILIES]
+        labels = [f"{RES}/iter{wildcards.k}/cross{f}/scores/{TRAIN_PAIRS}.parquet" for f in FAMILIES]
         if bi_self_weight(wildcards):  # and the bi-encoder's own scores (bi-encoder k-1 of its family)
-            labels.append(f"{RES}/iter{prev(wildcards)}/bi{fam}/scores/{UNLABELLED}.parquet")
-        return {"pairs": f"{RES}/data/pairs/{UNLABELLED}.parquet", "labels": labels, **init}
+            labels.append(f"{RES}/iter{prev(wildcards)}/bi{fam}/scores/{TRAIN_PAIRS}.parquet")
+        return {"pairs": f"{RES}/data/pairs/{TRAIN_PAIRS}.parquet", "labels": labels, **init}
     return {"teacher": f"{RES}/iter{wildcards.k}/cross/teacher.parquet",
             "qrels": f"{RES}/data/qrels/{TRAIN_SPLIT}.parquet",
             "queries": f"{RES}/tokens/{TOK}/queries/{TRAIN_SPLIT}.parquet",

@@ -32,6 +32,33 @@ rule unlabelled_pairs:
         "../workflow/scripts/unlabelled_pairs.py"
 
 
+# sts.augment: new pairs from the training sentences (nearest neighbours under bi-encoder 0, random others).
+rule augment_pairs:
+    input:
+        pairs=f"{RES}/data/pairs/{UNLABELLED}.parquet",
+    output:
+        f"{RES}/data/pairs/{AUGMENTED}.parquet",
+    log:
+        f"{RES}/logs/augment_pairs.log",
+    params:
+        model=lambda w: bi_model(0),
+        neighbours=AUGMENT.get("neighbours", 0),
+        random=AUGMENT.get("random", 0),
+        seed=config["seed"],
+        max_length=STS["max_length"],
+        batch_size=config["encode"]["batch_size"],
+        precision=config["encode"]["precision"],
+        pooling=config["bi_encoder"]["pooling"],
+        normalize=config["bi_encoder"]["normalize"],
+    threads: 4
+    resources:
+        gpu=0,
+    conda:
+        CONDA_ENV
+    script:
+        "../workflow/scripts/augment_pairs.py"
+
+
 # One scoring job per encoder: the training pairs (next iteration's labels) and every evaluated split.
 rule score_pairs_bi:
     input:

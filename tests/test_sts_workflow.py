@@ -147,6 +147,32 @@ def test_bi_self_weight_mixes_in_the_bi_encoders_own_scores(sts_run, tmp_path):
     assert training["hparams"]["label_weights"] == [0.75, 0.25]
 
 
+def test_augment_trains_on_new_pairs_of_the_training_sentences(sts_run, tmp_path):
+    """sts.augment: both encoders of the loop learn from the unlabelled pairs plus neighbour and random
+    pairs of the same sentences; no other split's text gets in."""
+    import shutil
+
+    import yaml
+
+    root = tmp_path / "copy"
+    shutil.copytree(sts_run[0], root)
+    config = yaml.safe_load((root / "config.yaml").read_text())
+    config["sts"]["augment"] = {"neighbours": 1, "random": 1}
+    snakemake(root, write_config(root / "config-aug.yaml", config), "results/tinysts/iter1/bi/model")
+    res = root / "results" / "tinysts"
+    pairs = pq.read_table(res / "data/pairs/augmented.parquet").to_pydict()
+    base = pq.read_table(res / "data/pairs/unlabelled.parquet").to_pydict()
+    assert pairs["pair_id"][:40] == base["pair_id"]
+    new = [i for i in pairs["pair_id"] if i.startswith("aug:")]
+    assert any(i.startswith("aug:nn:") for i in new) and any(i.startswith("aug:rand:") for i in new)
+    sentences = set(base["text_a"]) | set(base["text_b"])
+    assert set(pairs["text_a"]) | set(pairs["text_b"]) <= sentences
+    for rule, encoder in (("train_cross", "cross"), ("distill_bi", "bi")):
+        assert "data/pairs/augmented.parquet" in (res / "logs" / rule / "iter1.log").read_text()
+        training = json.loads((res / "iter1" / encoder / "model" / "training.json").read_text())
+        assert training["train_pairs"] == len(pairs["pair_id"]) > 40
+
+
 @pytest.mark.slow
 def test_mutual_distillation_averages_two_families(tmp_path):
     from conftest import save_tiny_bi_encoder

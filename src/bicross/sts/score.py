@@ -38,17 +38,24 @@ def token_ids(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
     return tokenizer(texts, add_special_tokens=False, truncation=True, max_length=max_length)["input_ids"]
 
 
-def bi_cosines(encoder, a: list[str], b: list[str], *, max_length: int, batch_size: int, device, dtype) -> np.ndarray:
-    """Cosine of each pair's embeddings; every distinct sentence is encoded once."""
+def sentence_embeddings(encoder, sentences: list[str], *, max_length: int, batch_size: int, device,
+                        dtype) -> np.ndarray:
+    """Unit-length bi-encoder embeddings of `sentences` (float32, one row each)."""
     from bicross.encode import encode_ids
     from bicross.tokenize import SpecialTokens
 
-    sentences = sorted(set(a) | set(b))
-    where = {s: i for i, s in enumerate(sentences)}
     room = max_length - SpecialTokens.probe(encoder.tokenizer).single_extra
     emb = encode_ids(encoder, token_ids(encoder.tokenizer, sentences, room), batch_size, device, dtype,
                      desc="encode sentences")
-    emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    return (emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def bi_cosines(encoder, a: list[str], b: list[str], *, max_length: int, batch_size: int, device, dtype) -> np.ndarray:
+    """Cosine of each pair's embeddings; every distinct sentence is encoded once."""
+    sentences = sorted(set(a) | set(b))
+    where = {s: i for i, s in enumerate(sentences)}
+    emb = sentence_embeddings(encoder, sentences, max_length=max_length, batch_size=batch_size, device=device,
+                              dtype=dtype)
     ia = np.fromiter((where[s] for s in a), dtype=np.int64, count=len(a))
     ib = np.fromiter((where[s] for s in b), dtype=np.int64, count=len(b))
     return np.einsum("ij,ij->i", emb[ia], emb[ib]).astype(np.float32)
