@@ -52,7 +52,9 @@ rule augment_pairs:
         normalize=config["bi_encoder"]["normalize"],
     threads: 4
     resources:
-        gpu=0,
+        gpu=0,  # CPU unless the profile's set-resources says otherwise
+    benchmark:
+        f"{RES}/benchmarks/augment_pairs.tsv"
     conda:
         CONDA_ENV
     script:
