@@ -225,6 +225,8 @@ def distill_hparams(wildcards, fam=""):
                    "pooling": config["bi_encoder"]["pooling"], "normalize": config["bi_encoder"]["normalize"],
                    "max_length": STS["max_length"],
                    **{key: for_iteration("distill", key, wildcards.k) for key in TRAIN_KEYS}}
+        if STS["bi_loss"] != "mse":  # only when set, so runs made before the option stay up to date
+            hparams.update(loss=STS["bi_loss"], cosent_scale=STS["cosent_scale"])
         w = bi_self_weight(wildcards)
         if w:  # only when set, so runs made before the option stay up to date
             hparams["label_weights"] = [(1 - w) / len(FAMILIES)] * len(FAMILIES) + [w]

@@ -35,6 +35,33 @@ def test_unknown_transform_is_an_error():
         transform_labels(np.array([0.1]), "square")
 
 
+def test_cosent_matches_its_definition_and_ignores_the_targets_scale():
+    import math
+
+    import torch
+
+    from bicross.sts.train import cosent_loss
+
+    cosine = torch.tensor([0.9, 0.2, 0.5, 0.4])
+    labels = torch.tensor([0.8, 0.1, 0.3, 0.3])  # a tie: pairs 2 and 3 do not count against each other
+    terms = [math.exp(20 * (cosine[j] - cosine[i]).item())
+             for i in range(4) for j in range(4) if labels[i] > labels[j]]
+    assert cosent_loss(cosine, labels).item() == pytest.approx(math.log(1 + sum(terms)), rel=1e-5)
+    # a monotone transform of the targets (a teacher on another scale) leaves the loss unchanged
+    assert cosent_loss(cosine, torch.sigmoid(5 * labels) * 3).item() == pytest.approx(cosent_loss(cosine, labels).item())
+    # cosines ranked like the targets by a wide margin: nothing left to learn
+    assert cosent_loss(torch.tensor([1.0, -1.0]), torch.tensor([0.6, 0.5])).item() < 1e-10
+    assert cosent_loss(torch.tensor([-1.0, 1.0]), torch.tensor([0.6, 0.5])).item() == pytest.approx(40, rel=1e-3)
+
+
+def test_unknown_bi_loss_is_a_config_error():
+    from bicross.errors import ConfigError
+    from bicross.sts.train import resolve_hparams
+
+    with pytest.raises(ConfigError, match="mse or cosent"):
+        resolve_hparams("bi", {"loss": "kl"})
+
+
 def _scores(path, ids, values):
     pq.write_table(pa.table({"pair_id": ids, "score": pa.array(values, pa.float32())}), path)
     return str(path)

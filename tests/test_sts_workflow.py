@@ -147,6 +147,27 @@ def test_bi_self_weight_mixes_in_the_bi_encoders_own_scores(sts_run, tmp_path):
     assert training["hparams"]["label_weights"] == [0.75, 0.25]
 
 
+def test_bi_loss_cosent_reaches_the_distillation(sts_run, tmp_path):
+    """sts.bi_loss: cosent trains bi-encoder k with the ranking loss, and changes its weights."""
+    import shutil
+
+    import torch
+    import yaml
+    from safetensors.torch import load_file
+
+    root = tmp_path / "copy"
+    shutil.copytree(sts_run[0], root)
+    config = yaml.safe_load((root / "config.yaml").read_text())
+    config["sts"]["bi_loss"] = "cosent"
+    snakemake(root, write_config(root / "config-cosent.yaml", config), "results/tinysts/iter1/bi/model")
+    res, before = root / "results" / "tinysts", sts_run[0] / "results" / "tinysts"
+    training = json.loads((res / "iter1/bi/model/training.json").read_text())
+    assert training["hparams"]["loss"] == "cosent" and training["hparams"]["cosent_scale"] == 20
+    assert json.loads((before / "iter1/bi/model/training.json").read_text())["hparams"]["loss"] == "mse"
+    new, old = (load_file(next((d / "iter1/bi/model").glob("*.safetensors"))) for d in (res, before))
+    assert any(not torch.equal(new[k], old[k]) for k in old)
+
+
 def test_augment_trains_on_new_pairs_of_the_training_sentences(sts_run, tmp_path):
     """sts.augment: both encoders of the loop learn from the unlabelled pairs plus neighbour and random
     pairs of the same sentences; no other split's text gets in."""

@@ -12,8 +12,9 @@ cross (bi -> cross): the teachers' cosines, averaged over `--labels` files (two 
 distillation) and transformed (clip / minmax / none, optional sharpening), label both orders
 (a, b) and (b, a) of every pair; the loss is BCE with logits (`loss: bce`) or MSE between
 sigmoid(logit) and the label (`loss: mse`).
-bi (cross -> bi): the cross-encoders' symmetric scores are regression targets for the cosine of the
-two sentences' pooled embeddings (MSE, sentence-transformers' CosineSimilarityLoss).
+bi (cross -> bi): the cross-encoders' symmetric scores are targets for the cosine of the two sentences'
+pooled embeddings: regression (`loss: mse`, sentence-transformers' CosineSimilarityLoss) or ranking
+(`loss: cosent`, CoSENT: only the order of the targets within a batch counts, not their scale).
 
 The pairs file has no gold column (bicross.data.sts.unlabelled): gold scores never reach training.
 """
@@ -61,6 +62,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
               "label_sharpen": 0.0, "attn_implementation": "auto", "head_learning_rate": None},
     "bi": {**COMMON, "model": "sentence-transformers/all-MiniLM-L6-v2", "pooling": "auto", "normalize": "auto",
            "batch_size": 32, "learning_rate": 5e-6, "epochs": 1, "max_length": 64,
+           "loss": "mse", "cosent_scale": 20.0,
            "label_weights": None},  # one per --labels file (sts.bi_self_weight); None: equal
 }
 
@@ -76,7 +78,19 @@ def resolve_hparams(kind: str, given: dict[str, Any] | None) -> dict[str, Any]:
             raise ConfigError(f"loss must be bce or mse, got {hp['loss']!r}")
         if hp["label_transform"] not in TRANSFORMS:
             raise ConfigError(f"label_transform must be one of {TRANSFORMS}, got {hp['label_transform']!r}")
+    elif hp["loss"] not in ("mse", "cosent"):
+        raise ConfigError(f"bi loss must be mse or cosent, got {hp['loss']!r}")
     return hp
+
+
+def cosent_loss(cosine: torch.Tensor, labels: torch.Tensor, scale: float = 20.0) -> torch.Tensor:
+    """CoSENT (Su 2022): log(1 + sum over pairs i, j of the batch with labels[i] > labels[j] of
+    exp(scale * (cosine[j] - cosine[i]))). Zero gradient once the cosines rank like the labels by a
+    margin; blind to the labels' scale, so the student need not move its cosines onto the teacher's."""
+    diff = scale * (cosine[None, :] - cosine[:, None])  # [i, j] = scale * (cos_j - cos_i)
+    wrong_way = labels[:, None] > labels[None, :]
+    diff = diff.masked_fill(~wrong_way, float("-inf"))
+    return torch.logsumexp(torch.cat([diff.new_zeros(1), diff.flatten()]), dim=0)
 
 
 class ScoredPairs(Dataset):
@@ -184,6 +198,8 @@ def train_sts(kind: str, pairs: str, labels: list[str], out: str, checkpoints: s
 
         def loss_fn(model, batch):
             cosine = torch.nn.functional.cosine_similarity(embed(model, batch["a"]), embed(model, batch["b"]))
+            if hp["loss"] == "cosent":
+                return cosent_loss(cosine.float(), batch["labels"], float(hp["cosent_scale"]))
             return mse(cosine, batch["labels"])
 
         cfg.max_length = cfg.max_length or int(hp["max_length"])
