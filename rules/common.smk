@@ -192,6 +192,8 @@ def cross_hparams(wildcards, fam=""):
                    "loss": for_iteration("sts", "cross_loss", wildcards.k),
                    "label_transform": for_iteration("sts", "label_transform", wildcards.k),
                    "label_sharpen": for_iteration("sts", "label_sharpen", wildcards.k)}
+        if hparams["loss"] == "cosent":  # only then, so runs made before the option stay up to date
+            hparams["cosent_scale"] = STS["cosent_scale"]
     else:
         keys = ("train_group_size", "batch_size", "gradient_accumulation", "learning_rate", "warmup_ratio",
                 "weight_decay", "max_length", "epochs", "max_steps", "precision", "gradient_checkpointing",

@@ -60,6 +60,8 @@ def test_unknown_bi_loss_is_a_config_error():
 
     with pytest.raises(ConfigError, match="mse or cosent"):
         resolve_hparams("bi", {"loss": "kl"})
+    with pytest.raises(ConfigError, match="bce, mse or cosent"):
+        resolve_hparams("cross", {"loss": "kl"})
 
 
 def _scores(path, ids, values):

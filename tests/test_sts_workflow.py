@@ -147,8 +147,9 @@ def test_bi_self_weight_mixes_in_the_bi_encoders_own_scores(sts_run, tmp_path):
     assert training["hparams"]["label_weights"] == [0.75, 0.25]
 
 
-def test_bi_loss_cosent_reaches_the_distillation(sts_run, tmp_path):
-    """sts.bi_loss: cosent trains bi-encoder k with the ranking loss, and changes its weights."""
+def _loss_changed(sts_run, tmp_path, sts_change, model, loss, before_loss):
+    """Rerun a copy of the tiny run with `sts_change` up to iteration 1's `model` ("cross" or "bi"); check
+    that it trained with `loss` (the original with `before_loss`) and that its weights differ."""
     import shutil
 
     import torch
@@ -158,14 +159,27 @@ def test_bi_loss_cosent_reaches_the_distillation(sts_run, tmp_path):
     root = tmp_path / "copy"
     shutil.copytree(sts_run[0], root)
     config = yaml.safe_load((root / "config.yaml").read_text())
-    config["sts"]["bi_loss"] = "cosent"
-    snakemake(root, write_config(root / "config-cosent.yaml", config), "results/tinysts/iter1/bi/model")
+    config["sts"].update(sts_change)
+    snakemake(root, write_config(root / "config-loss.yaml", config), f"results/tinysts/iter1/{model}/model")
     res, before = root / "results" / "tinysts", sts_run[0] / "results" / "tinysts"
-    training = json.loads((res / "iter1/bi/model/training.json").read_text())
-    assert training["hparams"]["loss"] == "cosent" and training["hparams"]["cosent_scale"] == 20
-    assert json.loads((before / "iter1/bi/model/training.json").read_text())["hparams"]["loss"] == "mse"
-    new, old = (load_file(next((d / "iter1/bi/model").glob("*.safetensors"))) for d in (res, before))
+    assert json.loads((before / f"iter1/{model}/model/training.json").read_text())["hparams"]["loss"] == before_loss
+    new, old = (load_file(next((d / f"iter1/{model}/model").glob("*.safetensors"))) for d in (res, before))
     assert any(not torch.equal(new[k], old[k]) for k in old)
+    training = json.loads((res / f"iter1/{model}/model/training.json").read_text())
+    assert training["hparams"]["loss"] == loss
+    return training["hparams"]
+
+
+def test_bi_loss_cosent_reaches_the_distillation(sts_run, tmp_path):
+    """sts.bi_loss: cosent trains bi-encoder k with the ranking loss, and changes its weights."""
+    hparams = _loss_changed(sts_run, tmp_path, {"bi_loss": "cosent"}, "bi", "cosent", "mse")
+    assert hparams["cosent_scale"] == 20
+
+
+def test_cross_loss_cosent_reaches_the_cross_encoder(sts_run, tmp_path):
+    """sts.cross_loss: cosent trains cross-encoder k with the ranking loss on its sigmoid scores."""
+    hparams = _loss_changed(sts_run, tmp_path, {"cross_loss": "cosent", "cosent_scale": 10}, "cross", "cosent", "bce")
+    assert hparams["cosent_scale"] == 10
 
 
 def test_augment_trains_on_new_pairs_of_the_training_sentences(sts_run, tmp_path):

@@ -10,8 +10,9 @@ Run under accelerate (the workflow's `train_cross` / `distill_bi` rules do it th
 
 cross (bi -> cross): the teachers' cosines, averaged over `--labels` files (two with mutual
 distillation) and transformed (clip / minmax / none, optional sharpening), label both orders
-(a, b) and (b, a) of every pair; the loss is BCE with logits (`loss: bce`) or MSE between
-sigmoid(logit) and the label (`loss: mse`).
+(a, b) and (b, a) of every pair; the loss is BCE with logits (`loss: bce`), MSE between
+sigmoid(logit) and the label (`loss: mse`), or CoSENT on sigmoid(logit) (`loss: cosent`: rank the batch's
+examples like the labels, whatever their scale).
 bi (cross -> bi): the cross-encoders' symmetric scores are targets for the cosine of the two sentences'
 pooled embeddings: regression (`loss: mse`, sentence-transformers' CosineSimilarityLoss) or ranking
 (`loss: cosent`, CoSENT: only the order of the targets within a batch counts, not their scale).
@@ -59,7 +60,8 @@ COMMON: dict[str, Any] = {
 DEFAULTS: dict[str, dict[str, Any]] = {
     "cross": {**COMMON, "model": "sentence-transformers/all-MiniLM-L6-v2", "batch_size": 32,
               "learning_rate": 4e-5, "epochs": 1, "max_length": 128, "loss": "bce", "label_transform": "clip",
-              "label_sharpen": 0.0, "attn_implementation": "auto", "head_learning_rate": None},
+              "label_sharpen": 0.0, "attn_implementation": "auto", "head_learning_rate": None,
+              "cosent_scale": 20.0},
     "bi": {**COMMON, "model": "sentence-transformers/all-MiniLM-L6-v2", "pooling": "auto", "normalize": "auto",
            "batch_size": 32, "learning_rate": 5e-6, "epochs": 1, "max_length": 64,
            "loss": "mse", "cosent_scale": 20.0,
@@ -74,8 +76,8 @@ def resolve_hparams(kind: str, given: dict[str, Any] | None) -> dict[str, Any]:
         raise ConfigError(f"unknown sts {kind} hyperparameters {unknown}; known: {sorted(DEFAULTS[kind])}")
     hp = {**DEFAULTS[kind], **given}
     if kind == "cross":
-        if hp["loss"] not in ("bce", "mse"):
-            raise ConfigError(f"loss must be bce or mse, got {hp['loss']!r}")
+        if hp["loss"] not in ("bce", "mse", "cosent"):
+            raise ConfigError(f"cross loss must be bce, mse or cosent, got {hp['loss']!r}")
         if hp["label_transform"] not in TRANSFORMS:
             raise ConfigError(f"label_transform must be one of {TRANSFORMS}, got {hp['label_transform']!r}")
     elif hp["loss"] not in ("mse", "cosent"):
@@ -164,6 +166,8 @@ def train_sts(kind: str, pairs: str, labels: list[str], out: str, checkpoints: s
             logits = model(**batch["inputs"]).logits.view(-1).float()
             if hp["loss"] == "bce":
                 return bce(logits, batch["labels"])
+            if hp["loss"] == "cosent":
+                return cosent_loss(torch.sigmoid(logits), batch["labels"], float(hp["cosent_scale"]))
             return mse(torch.sigmoid(logits), batch["labels"])
 
         def save(unwrapped, path: Path) -> None:
