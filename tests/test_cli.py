@@ -28,3 +28,11 @@ def test_prepare_reports_bad_input_without_traceback(tmp_path):
                            str(tmp_path / "out")], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "corpus.jsonl, line 2" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_arguments_after_double_dash_are_for_probe_only(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as err:
+        main(["summary", "metrics.parquet", "--", "-n"])
+    assert err.value.code == 2 and "for `bicross probe` only" in capsys.readouterr().err

@@ -83,3 +83,22 @@ def test_report_has_table_and_plot(finished_run):
         plot = next(n for n in names if n.endswith("metrics.png"))
         assert archive.read(plot)[:4] == b"\x89PNG"
         assert any(n.endswith("report.html") for n in names)
+
+
+def test_probe_of_iteration_2_plans_only_bi_encoder_2(finished_run):
+    """`bicross probe --from bi` on a retrieval run: a dry run plans distillation and bi-encoder 2's
+    retrieval and evaluation, nothing of iterations 0-1 and no cross-encoder."""
+    import subprocess
+    import sys
+
+    root = finished_run[0]
+    proc = subprocess.run([sys.executable, "-m", "bicross.cli", "probe", "p2", "--configfile", str(root / "config.yaml"),
+                           "--directory", str(root), "--reuse", "tiny", "--iteration", "2", "--from", "bi",
+                           "--splits", "test", "--set", "distill.epochs=2", "--", "-n"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    log = (root / "results" / "p2.probe.log").read_text()
+    jobs = planned_jobs(subprocess.CompletedProcess([], 0, log, ""))
+    assert jobs["distill_bi"] == 1 and jobs["evaluate_bi"] == 1 and "retrieve" in jobs
+    assert not {"train_cross", "rerank", "score_teacher", "mine_negatives", "tokenize_corpus"} & set(jobs)
+    outputs = [line.split(":", 1)[1].strip() for line in log.splitlines() if line.strip().startswith("output:")]
+    assert outputs and all("results/p2/iter2/" in out for out in outputs), outputs

@@ -208,6 +208,33 @@ def test_augment_trains_on_new_pairs_of_the_training_sentences(sts_run, tmp_path
         assert training["train_pairs"] == len(pairs["pair_id"]) > 40
 
 
+def test_probe_retrains_only_what_the_change_touches(sts_run, tmp_path):
+    """`bicross probe --reuse --from bi` on a copy of the finished run whose dataset was touched since
+    (a fresh checkout): only bi-encoder 1 trains again, with the change, and the JSON holds its metrics."""
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(sts_run[0], root)
+    for path in (root / "stsb").iterdir():
+        path.touch()  # newer than every result: without the copies' new age, the probe would redo it all
+    cmd = [sys.executable, "-m", "bicross.cli", "probe", "p1", "--configfile", str(root / "config.yaml"),
+           "--directory", str(root), "--reuse", "tinysts", "--from", "bi", "--set", "distill.learning_rate=1e-3",
+           "--cores", "2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = json.loads(proc.stdout)
+    assert set(out["metrics"]) == {"bi"} and set(out["metrics"]["bi"]) == {"dev", "test"}
+    assert -100 <= out["metrics"]["bi"]["test"]["spearman"] <= 100
+    assert set(out["job_seconds"]) == {"distill_bi/iter1", "score_pairs_bi/iter1"}
+    log = (root / "results" / "p1.probe.log").read_text()
+    assert "prepare_pairs" not in log and "train_cross" not in log
+    res = root / "results" / "p1"
+    assert json.loads((res / "iter1/bi/model/training.json").read_text())["hparams"]["learning_rate"] == 1e-3
+    assert not (res / "iter2").exists()
+    again = subprocess.run(cmd, capture_output=True, text=True)
+    assert again.returncode == 2 and "pass --resume" in again.stderr
+
+
 @pytest.mark.slow
 def test_mutual_distillation_averages_two_families(tmp_path):
     from conftest import save_tiny_bi_encoder

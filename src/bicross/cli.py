@@ -74,11 +74,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", help="results/<exp>/iter<k>/cross/teacher.parquet")
     p.add_argument("out")
     p.set_defaults(func=_export_flagembedding)
+    from bicross.probe import add_parser as add_probe_parser
+
+    add_probe_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    passthrough: list[str] = []
+    if "--" in argv:  # what follows goes to Snakemake untouched (argparse would read its options as ours)
+        cut = argv.index("--")
+        argv, passthrough = argv[:cut], argv[cut + 1:]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if passthrough and args.command != "probe":
+        parser.error(f"arguments after -- are for `bicross probe` only, got {passthrough}")
+    args.snakemake_args = passthrough
     from bicross.errors import BicrossError
 
     try:
