@@ -11,8 +11,9 @@ copied files count as done even though the probe's config differs from the one t
     bicross probe NAME --configfile config/examples/stsb.yaml --iteration 1
         --set cross_encoder.learning_rate=8e-5 [--reuse stsp-base] [--from cross|bi]
 
-(one command line; Snakemake arguments go after ``--``, e.g. ``-- -n`` for a dry run) prints one JSON object: the changes, the Spearman/MRR-style metrics of each encoder and split read
-from iter<k>/metrics/*.json, the wall time and each job's time from results/<name>/benchmarks/.
+(one command line; Snakemake arguments go after ``--``, e.g. ``-- -n`` for a dry run) prints one
+JSON object: the changes, the metrics of each encoder and split read from iter<k>/metrics/*.json, the
+wall time and each job's time from results/<name>/benchmarks/.
 """
 
 from __future__ import annotations
@@ -100,19 +101,16 @@ def seed_from(src: Path, dst: Path, iteration: int, start: str, now: float | Non
     """Copy the reused part of `src` into `dst`, keeping the files' order in time but moving them to
     `now` and a few milliseconds after, later than every input outside results/. Returns the number of
     files copied."""
-    paths = reused_paths(src, iteration, start)
-    dst.mkdir(parents=True, exist_ok=True)
-    for path in paths:
+    copied = []
+    for path in reused_paths(src, iteration, start):
         target = dst / path.relative_to(src)
         target.parent.mkdir(parents=True, exist_ok=True)
         if path.is_dir():
             shutil.copytree(path, target, dirs_exist_ok=True)  # copy2: mtimes preserved
+            copied += [target, *target.rglob("*")]
         else:
             shutil.copy2(path, target)
-    copied = []
-    for path in paths:
-        target = dst / path.relative_to(src)
-        copied += [target, *target.rglob("*")] if target.is_dir() else [target]
+            copied.append(target)
     files = [p for p in copied if p.is_file()]
     now = time.time() if now is None else now
     # rank, not offset: a reused run that took hours must not leave copies hours in the future
@@ -138,19 +136,16 @@ def read_metrics(res: Path, iteration: int) -> dict:
 
 def job_seconds(res: Path) -> dict[str, float]:
     """Seconds per job from Snakemake's benchmark files: {"train_cross/iter1": 963.2, ...}."""
-    times = {}
-    for path in sorted((res / "benchmarks").rglob("*.tsv")):
-        lines = path.read_text().splitlines()
-        if len(lines) >= 2:
-            times[str(path.relative_to(res / "benchmarks").with_suffix(""))] = float(lines[1].split("\t")[0])
-    return times
+    from bicross.report import read_benchmarks
+
+    return {job: seconds for _, job, seconds, _ in read_benchmarks(res / "benchmarks")}
 
 
 def run_probe(args) -> dict:
     base_path = Path(args.configfile)
     base = yaml.safe_load(base_path.read_text()) or {}
-    cfg = probe_config(base, args.name, args.iteration, args.set or [], args.splits.split(","),
-                       args.keep_eval_sets)
+    splits = args.splits.split(",")
+    cfg = probe_config(base, args.name, args.iteration, args.set or [], splits, args.keep_eval_sets)
     workdir = Path(args.directory).resolve()
     res = workdir / "results" / args.name
     if res.exists() and not args.resume:
@@ -160,12 +155,11 @@ def run_probe(args) -> dict:
     config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     copied = 0
     if args.reuse and not args.resume:
-        copied = seed_from(workdir / "results" / args.reuse, res, args.iteration, getattr(args, "from"))
-    encoders = ["bi"] if getattr(args, "from") == "bi" else ["cross", "bi"]
-    if args.iteration == 0:
-        encoders = ["bi"]
+        copied = seed_from(workdir / "results" / args.reuse, res, args.iteration, args.start)
+    # iteration 0 has no cross-encoder; --from bi reuses cross-encoder k and trains only bi-encoder k
+    encoders = ["bi"] if args.start == "bi" or args.iteration == 0 else ["cross", "bi"]
     targets = [f"results/{args.name}/iter{args.iteration}/metrics/{enc}-{split}.json"
-               for enc in encoders for split in args.splits.split(",")]
+               for enc in encoders for split in splits]
     snakefile = Path(__file__).resolve().parents[2] / "Snakefile"
     cmd = [sys.executable, "-m", "snakemake", "-s", str(snakefile), "-d", str(workdir), "--configfile",
            str(config_path), "--cores", str(args.cores), "--rerun-triggers", "mtime", *args.snakemake_args,
@@ -193,7 +187,7 @@ def add_parser(sub) -> None:
     p.add_argument("--splits", default="dev,test", help="comma-separated splits to evaluate (default dev,test)")
     p.add_argument("--keep-eval-sets", action="store_true", help="keep the base config's dataset.eval_sets")
     p.add_argument("--reuse", metavar="SRC", help="copy data and iterations < k from results/SRC")
-    p.add_argument("--from", default="cross", choices=["cross", "bi"],
+    p.add_argument("--from", dest="start", default="cross", choices=["cross", "bi"],
                    help="bi: also reuse SRC's cross-encoder k and retrain only bi-encoder k")
     p.add_argument("--resume", action="store_true", help="continue an interrupted probe of the same name")
     p.add_argument("--cores", default="all")

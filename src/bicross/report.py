@@ -51,14 +51,22 @@ def plot_metrics(metrics_path, out_path) -> None:
     os.replace(tmp, out_path)
 
 
-def runtimes_tsv(benchmark_dir, out_path) -> None:
-    """Snakemake's per-job `benchmark:` files gathered into one table (rule, job, seconds, max RSS)."""
-    lines = ["rule\tjob\tseconds\tmax_rss_mb"]
+def read_benchmarks(benchmark_dir) -> list[tuple[str, str, float, str]]:
+    """Snakemake's per-job `benchmark:` files: (rule, job, seconds, max RSS in MB) each, e.g.
+    ("train_cross", "train_cross/iter1", 963.1, "2821.11")."""
+    jobs = []
     for path in sorted(Path(benchmark_dir).rglob("*.tsv")):
         with open(path) as f:
             row = next(csv.DictReader(f, delimiter="\t"), None)
         if row:
             rel = path.relative_to(benchmark_dir)
             rule = rel.parts[0] if len(rel.parts) > 1 else rel.stem
-            lines.append(f"{rule}\t{rel.with_suffix('').as_posix()}\t{float(row['s']):.1f}\t{row['max_rss']}")
+            jobs.append((rule, rel.with_suffix("").as_posix(), float(row["s"]), row["max_rss"]))
+    return jobs
+
+
+def runtimes_tsv(benchmark_dir, out_path) -> None:
+    """Snakemake's per-job `benchmark:` files gathered into one table (rule, job, seconds, max RSS)."""
+    lines = ["rule\tjob\tseconds\tmax_rss_mb"]
+    lines += [f"{rule}\t{job}\t{seconds:.1f}\t{rss}" for rule, job, seconds, rss in read_benchmarks(benchmark_dir)]
     write_text_atomic("\n".join(lines) + "\n", out_path)
