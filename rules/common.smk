@@ -1,5 +1,6 @@
 # Config validation, wildcard constraints, path helpers and input functions.
 import os
+import re
 from types import SimpleNamespace
 
 from snakemake.utils import validate
@@ -81,7 +82,17 @@ UNLABELLED = "unlabelled"
 AUGMENTED = "augmented"
 AUGMENT = STS.get("augment", {}) if TASK == "sts" else {}
 TRAIN_PAIRS = AUGMENTED if AUGMENT.get("neighbours") or AUGMENT.get("random") else UNLABELLED
-SCORED_SPLITS = [TRAIN_PAIRS, *EVAL_SPLITS]
+
+
+def one_of(names):
+    """A wildcard constraint matching exactly these names."""
+    return "|".join(re.escape(n) for n in names)
+
+
+def pair_set_spec(split):
+    from bicross.data.sts import pair_set_spec as spec
+
+    return spec(config["dataset"], split)
 
 
 def pair_splits():
@@ -131,14 +142,15 @@ def bi_model_input(wildcards, fam=""):
     return [] if int(wildcards.k) == 0 else [bi_model(wildcards.k, fam)]
 
 
-def dataset_files():
-    """The raw files a dataset is read from, so an edited file re-runs prepare_data."""
+def dataset_files(split=None):
+    """The raw files a dataset (task sts: one of its splits) is read from, so an edited file re-runs
+    prepare_data / prepare_pairs."""
     ds = config["dataset"]
     root = ds["path"]
     if TASK == "sts":
         from bicross.data.sts import pair_files
 
-        return pair_files(ds)
+        return pair_files(ds, split)
     if ds["format"] == "beir":
         files = ["corpus.jsonl", "queries.jsonl", *(f"qrels/{s}.tsv" for s in SPLITS)]
     elif ds["format"] == "msmarco":

@@ -3,16 +3,18 @@
 # those scores (distill_bi). Every encoder also scores the evaluation splits; Spearman/Pearson follow.
 
 
+# One job per split: adding an evaluation set prepares (and scores) only that set.
 rule prepare_pairs:
     input:
-        dataset_files(),
+        lambda w: dataset_files(w.split),
     output:
-        expand(f"{RES}/data/pairs/{{split}}.parquet", split=pair_splits()),
+        f"{RES}/data/pairs/{{split}}.parquet",
     log:
-        f"{RES}/logs/prepare_pairs.log",
+        f"{RES}/logs/prepare_pairs/{{split}}.log",
     params:
-        dataset=config["dataset"],
-        outdir=lambda w, output: os.path.dirname(output[0]),
+        spec=lambda w: pair_set_spec(w.split),  # this split's source only: adding a split reruns no other
+    wildcard_constraints:
+        split=one_of(pair_splits()),
     conda:
         CONDA_ENV
     script:
@@ -61,13 +63,14 @@ rule augment_pairs:
         "../workflow/scripts/augment_pairs.py"
 
 
-# One scoring job per encoder: the training pairs (next iteration's labels) and every evaluated split.
+# Two scoring jobs per encoder: the training pairs (the next step's labels; not for the last bi-encoder)
+# and the evaluated splits, so adding an evaluation set scores and evaluates it and retrains nothing.
 rule score_pairs_bi:
     input:
         model=bi_model_input,
-        pairs=expand(f"{RES}/data/pairs/{{split}}.parquet", split=SCORED_SPLITS),
+        pairs=expand(f"{RES}/data/pairs/{{split}}.parquet", split=EVAL_SPLITS),
     output:
-        expand(f"{RES}/iter{{{{k}}}}/bi/scores/{{split}}.parquet", split=SCORED_SPLITS),
+        expand(f"{RES}/iter{{{{k}}}}/bi/scores/{{split}}.parquet", split=EVAL_SPLITS),
     log:
         f"{RES}/logs/score_pairs_bi/iter{{k}}.log",
     params:
@@ -89,12 +92,24 @@ rule score_pairs_bi:
         "../workflow/scripts/score_pairs.py"
 
 
+use rule score_pairs_bi as score_train_pairs_bi with:
+    input:
+        model=bi_model_input,
+        pairs=[f"{RES}/data/pairs/{TRAIN_PAIRS}.parquet"],
+    output:
+        f"{RES}/iter{{k}}/bi/scores/{TRAIN_PAIRS}.parquet",
+    log:
+        f"{RES}/logs/score_train_pairs_bi/iter{{k}}.log",
+    benchmark:
+        f"{RES}/benchmarks/score_train_pairs_bi/iter{{k}}.tsv"
+
+
 use rule score_pairs_bi as score_pairs_cross with:
     input:
         model=f"{RES}/iter{{k}}/cross/model",
-        pairs=expand(f"{RES}/data/pairs/{{split}}.parquet", split=SCORED_SPLITS),
+        pairs=expand(f"{RES}/data/pairs/{{split}}.parquet", split=EVAL_SPLITS),
     output:
-        expand(f"{RES}/iter{{{{k}}}}/cross/scores/{{split}}.parquet", split=SCORED_SPLITS),
+        expand(f"{RES}/iter{{{{k}}}}/cross/scores/{{split}}.parquet", split=EVAL_SPLITS),
     log:
         f"{RES}/logs/score_pairs_cross/iter{{k}}.log",
     params:
@@ -107,6 +122,18 @@ use rule score_pairs_bi as score_pairs_cross with:
         normalize="auto",
     benchmark:
         f"{RES}/benchmarks/score_pairs_cross/iter{{k}}.tsv"
+
+
+use rule score_pairs_cross as score_train_pairs_cross with:
+    input:
+        model=f"{RES}/iter{{k}}/cross/model",
+        pairs=[f"{RES}/data/pairs/{TRAIN_PAIRS}.parquet"],
+    output:
+        f"{RES}/iter{{k}}/cross/scores/{TRAIN_PAIRS}.parquet",
+    log:
+        f"{RES}/logs/score_train_pairs_cross/iter{{k}}.log",
+    benchmark:
+        f"{RES}/benchmarks/score_train_pairs_cross/iter{{k}}.tsv"
 
 
 rule evaluate_sts:
@@ -227,9 +254,9 @@ if MUTUAL:
     use rule score_pairs_bi as score_pairs_bi_b with:
         input:
             model=lambda w: bi_model_input(w, "_b"),
-            pairs=expand(f"{RES}/data/pairs/{{split}}.parquet", split=SCORED_SPLITS),
+            pairs=expand(f"{RES}/data/pairs/{{split}}.parquet", split=EVAL_SPLITS),
         output:
-            expand(f"{RES}/iter{{{{k}}}}/bi_b/scores/{{split}}.parquet", split=SCORED_SPLITS),
+            expand(f"{RES}/iter{{{{k}}}}/bi_b/scores/{{split}}.parquet", split=EVAL_SPLITS),
         log:
             f"{RES}/logs/score_pairs_bi/iter{{k}}-b.log",
         params:
@@ -243,12 +270,23 @@ if MUTUAL:
         benchmark:
             f"{RES}/benchmarks/score_pairs_bi/iter{{k}}-b.tsv"
 
+    use rule score_pairs_bi_b as score_train_pairs_bi_b with:
+        input:
+            model=lambda w: bi_model_input(w, "_b"),
+            pairs=[f"{RES}/data/pairs/{TRAIN_PAIRS}.parquet"],
+        output:
+            f"{RES}/iter{{k}}/bi_b/scores/{TRAIN_PAIRS}.parquet",
+        log:
+            f"{RES}/logs/score_train_pairs_bi/iter{{k}}-b.log",
+        benchmark:
+            f"{RES}/benchmarks/score_train_pairs_bi/iter{{k}}-b.tsv"
+
     use rule score_pairs_cross as score_pairs_cross_b with:
         input:
             model=f"{RES}/iter{{k}}/cross_b/model",
-            pairs=expand(f"{RES}/data/pairs/{{split}}.parquet", split=SCORED_SPLITS),
+            pairs=expand(f"{RES}/data/pairs/{{split}}.parquet", split=EVAL_SPLITS),
         output:
-            expand(f"{RES}/iter{{{{k}}}}/cross_b/scores/{{split}}.parquet", split=SCORED_SPLITS),
+            expand(f"{RES}/iter{{{{k}}}}/cross_b/scores/{{split}}.parquet", split=EVAL_SPLITS),
         log:
             f"{RES}/logs/score_pairs_cross/iter{{k}}-b.log",
         params:
@@ -261,3 +299,14 @@ if MUTUAL:
             normalize="auto",
         benchmark:
             f"{RES}/benchmarks/score_pairs_cross/iter{{k}}-b.tsv"
+
+    use rule score_pairs_cross_b as score_train_pairs_cross_b with:
+        input:
+            model=f"{RES}/iter{{k}}/cross_b/model",
+            pairs=[f"{RES}/data/pairs/{TRAIN_PAIRS}.parquet"],
+        output:
+            f"{RES}/iter{{k}}/cross_b/scores/{TRAIN_PAIRS}.parquet",
+        log:
+            f"{RES}/logs/score_train_pairs_cross/iter{{k}}-b.log",
+        benchmark:
+            f"{RES}/benchmarks/score_train_pairs_cross/iter{{k}}-b.tsv"

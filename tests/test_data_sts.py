@@ -14,8 +14,10 @@ from bicross.data.sts import (
     SPLIT_KEY,
     UNLABELLED,
     labelled,
+    load_pair_set,
     load_pairs,
     pair_files,
+    pair_set_spec,
     pair_splits,
     training_pairs,
     unlabelled,
@@ -295,6 +297,22 @@ def test_missing_files_and_globs(stsb, tsv, tmp_path):
 def test_config_errors(stsb, change, message):
     with pytest.raises(ConfigError, match=message):
         pair_splits(stsb_cfg(stsb, **change))
+
+
+def test_one_split_at_a_time(stsb, tsv):
+    """The workflow prepares each split alone: its spec and files do not move when an eval set is added,
+    and loading it alone gives the same table as loading them all."""
+    cfg = stsb_cfg(stsb)
+    more = stsb_cfg(stsb, eval_sets={"extra": {"format": "pairs_tsv", "path": str(tsv), "files": ["*.test.tsv"]}})
+    assert pair_set_spec(more, "train") == pair_set_spec(cfg, "train")
+    assert pair_files(more, "train") == pair_files(cfg, "train") == [str(stsb / "sts-train.csv")]
+    assert pair_files(more, "extra") == [str(tsv / "a.test.tsv"), str(tsv / "b.test.tsv")]
+    every = load_pairs(more)
+    for split in ("train", "test", "extra"):
+        alone = load_pair_set(pair_set_spec(more, split))
+        assert alone.equals(every[split]) and alone.schema.metadata == {SPLIT_KEY: split.encode()}
+    with pytest.raises(ConfigError, match=r"no split or eval set named 'dev'.*\['train', 'test', 'extra'\]"):
+        pair_set_spec(more, "dev")
 
 
 # --- the real data beside the project (../shared/data) -------------------------------------------------

@@ -11,7 +11,7 @@ import sys
 import pyarrow.parquet as pq
 import pytest
 from conftest import REPO, WORDS
-from workflow_utils import snakemake, write_config
+from workflow_utils import planned_jobs, snakemake, write_config
 
 
 def write_tiny_stsb(root, seed=0, sizes=(("train", 40), ("dev", 16), ("test", 16)), gold_offset=0.0):
@@ -206,6 +206,26 @@ def test_augment_trains_on_new_pairs_of_the_training_sentences(sts_run, tmp_path
         assert "data/pairs/augmented.parquet" in (res / "logs" / rule / "iter1.log").read_text()
         training = json.loads((res / "iter1" / encoder / "model" / "training.json").read_text())
         assert training["train_pairs"] == len(pairs["pair_id"]) > 40
+
+
+def test_a_new_evaluation_set_is_scored_and_nothing_retrains(sts_run, tmp_path):
+    """Adding an eval set to a finished run plans its preparation, the scoring of the evaluated splits by
+    every encoder and their evaluation: no training, no rescoring of the training pairs."""
+    import yaml
+
+    root, _ = sts_run
+    extra = tmp_path / "sts-extra"
+    extra.mkdir()
+    (extra / "a.tsv").write_text("4.0\tthe cat sat\tthe cat sat down\n1.0\ta dog ran\tthe sky is blue\n"
+                                 "\tunlabelled one\tunlabelled two\n2.5\ta man sings\ta man talks\n")
+    config = yaml.safe_load((root / "config.yaml").read_text())
+    config["dataset"]["eval_sets"] = {"extra": {"format": "pairs_tsv", "path": str(extra), "files": ["*.tsv"]}}
+    config["evaluate"]["splits"] = ["test", "extra"]
+    proc = snakemake(root, write_config(tmp_path / "config-extra.yaml", config), "-n")
+    jobs = planned_jobs(proc)
+    assert jobs.pop("prepare_pairs") == 1 and "split=extra" in proc.stdout
+    assert jobs == {"score_pairs_bi": 3, "score_pairs_cross": 2, "score_pairs_supervised": 1, "evaluate_sts": 5,
+                    "evaluate_supervised": 1, "summarize": 1, "report_assets": 1, "all": 1}
 
 
 def test_probe_retrains_only_what_the_change_touches(sts_run, tmp_path):

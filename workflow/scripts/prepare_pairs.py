@@ -1,6 +1,9 @@
+import os
+
 from bicross.logs import rule_log
 
 with rule_log(snakemake.log[0]):
-    from bicross.data.sts import load_pairs, write_pairs
+    from bicross.data.sts import load_pair_set, write_pairs
 
-    write_pairs(load_pairs(dict(snakemake.params.dataset)), snakemake.params.outdir)
+    spec = snakemake.params.spec
+    write_pairs({spec["split"]: load_pair_set(spec)}, os.path.dirname(snakemake.output[0]))

@@ -6,6 +6,7 @@ p = snakemake.params
 with rule_log(snakemake.log[0]), job_gpus(snakemake):
     from bicross.sts.score import score_pairs
 
-    score_pairs(p.encoder, p.model, list(snakemake.input.pairs), list(snakemake.output), max_length=p.max_length,
-                batch_size=p.batch_size, precision=p.precision, threads=snakemake.threads, pooling=p.pooling,
-                normalize=p.normalize)
+    pairs = snakemake.input.pairs  # Snakemake gives a one-file list as a plain string
+    score_pairs(p.encoder, p.model, [pairs] if isinstance(pairs, str) else list(pairs), list(snakemake.output),
+                max_length=p.max_length, batch_size=p.batch_size, precision=p.precision, threads=snakemake.threads,
+                pooling=p.pooling, normalize=p.normalize)

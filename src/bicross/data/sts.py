@@ -22,7 +22,7 @@ import math
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -137,9 +137,18 @@ def pair_splits(cfg: dict) -> list[str]:
     return [ps.split for ps in _pair_sets(cfg)]
 
 
-def pair_files(cfg: dict) -> list[str]:
-    """Every input file of every split and eval set (globs expanded, sorted, deduplicated)."""
-    return sorted({str(Path(ps.root) / rel) for ps in _pair_sets(cfg) for rel in _resolve(ps)})
+def _sets_of(cfg: dict, split: str | None) -> list[_PairSet]:
+    sets = _pair_sets(cfg)
+    if split is None:
+        return sets
+    if chosen := [ps for ps in sets if ps.split == split]:
+        return chosen
+    raise ConfigError(f"no split or eval set named {split!r}; the dataset has {[ps.split for ps in sets]}")
+
+
+def pair_files(cfg: dict, split: str | None = None) -> list[str]:
+    """Every input file of every split and eval set, or of one `split` (globs expanded, sorted, deduplicated)."""
+    return sorted({str(Path(ps.root) / rel) for ps in _sets_of(cfg, split) for rel in _resolve(ps)})
 
 
 # --- parsing -----------------------------------------------------------------------------------------
@@ -228,6 +237,19 @@ def load_pairs(cfg: dict) -> dict[str, pa.Table]:
     Each table's schema metadata records its split (SPLIT_KEY); PAIRS comparisons ignore metadata.
     """
     return {ps.split: _load_set(ps) for ps in _pair_sets(cfg)}
+
+
+def pair_set_spec(cfg: dict, split: str) -> dict:
+    """What one split is read from (split, format, root, patterns), as plain data. The workflow prepares
+    each split in its own job with this as its parameter, so adding an evaluation set changes no other
+    split's job: the training pairs, and everything trained on them, stay as they are."""
+    (ps,) = _sets_of(cfg, split)
+    return {**asdict(ps), "patterns": list(ps.patterns)}
+
+
+def load_pair_set(spec: dict) -> pa.Table:
+    """The PAIRS table of one split from its `pair_set_spec`."""
+    return _load_set(_PairSet(**{**spec, "patterns": tuple(spec["patterns"])}))
 
 
 def write_pairs(tables: dict[str, pa.Table], outdir) -> None:
