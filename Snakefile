@@ -28,6 +28,7 @@ if TASK == "retrieval":
 
 
 include: "rules/cross.smk"
+include: "rules/gate.smk"
 include: "rules/distill.smk"
 
 

@@ -20,6 +20,25 @@ TASK = config["task"]
 STS = config["sts"]
 if TASK == "sts" and STS["select_split"] and STS["select_split"] not in EVAL_SPLITS:
     EVAL_SPLITS = [*EVAL_SPLITS, STS["select_split"]]  # the best iteration is chosen on it
+VALIDATION = config["validation"]
+HOLDOUT_SPLIT = "holdout"  # retrieval: train queries held out for validation (bicross.data.hold_out)
+
+
+def _validation_split():
+    """The split that judges each cross-encoder before it teaches (the teacher gate); None: no gate."""
+    split = VALIDATION["split"]
+    if ITERATIONS == 0 or split is None:
+        return None
+    if TASK == "sts":
+        return STS["select_split"] if split == "auto" else split
+    return ("dev" if "dev" in SPLITS else HOLDOUT_SPLIT) if split == "auto" else split
+
+
+VAL_SPLIT = _validation_split()
+HOLDOUT = ({"split": TRAIN_SPLIT, "name": HOLDOUT_SPLIT, "size": VALIDATION["holdout_queries"],
+            "seed": config["seed"]} if TASK == "retrieval" and VAL_SPLIT == HOLDOUT_SPLIT else None)
+DATA_SPLITS = [*SPLITS, HOLDOUT_SPLIT] if HOLDOUT else SPLITS  # what prepare_data writes (retrieval)
+VAL_METRIC = VALIDATION["metric"] if VALIDATION["metric"] != "auto" else ("spearman" if TASK == "sts" else "ndcg@10")
 
 
 def _conda_setup():
@@ -53,6 +72,10 @@ def _check_config():
     unknown = sorted(set(EVAL_SPLITS) - set(SPLITS))
     if unknown:
         raise ValueError(f"config evaluate.splits names {unknown}, not in dataset.splits {SPLITS}")
+    if VAL_SPLIT is not None and VAL_SPLIT not in DATA_SPLITS:
+        raise ValueError(f"config validation.split {VAL_SPLIT!r} is not in dataset.splits {SPLITS}")
+    if VAL_SPLIT == TRAIN_SPLIT:
+        raise ValueError(f"config validation.split {VAL_SPLIT!r} is the train split: it must be held out")
     if ITERATIONS > 0 and TRAIN_SPLIT not in SPLITS:
         raise ValueError(f"config dataset.train_split {TRAIN_SPLIT!r} is not in dataset.splits {SPLITS}")
     mine, depth = config["mine"], config["retrieve"]["depth"]
@@ -66,7 +89,7 @@ def _check_config():
 
 def _check_sts_config():
     splits = pair_splits()
-    unknown = sorted((set(EVAL_SPLITS) | set(STS["train_splits"])) - set(splits))
+    unknown = sorted((set(EVAL_SPLITS) | set(STS["train_splits"]) | {VAL_SPLIT or splits[0]}) - set(splits))
     if unknown:
         raise ValueError(f"config names splits {unknown} that the dataset does not have ({splits})")
     for name in (UNLABELLED, AUGMENTED):
@@ -102,6 +125,13 @@ def pair_splits():
 
 
 _check_config()
+if VAL_SPLIT is not None and VAL_SPLIT not in EVAL_SPLITS:
+    EVAL_SPLITS = [*EVAL_SPLITS, VAL_SPLIT]  # the teacher gate reads its metrics
+
+# task sts: the splits scored one at a time (score_split_*) and those scored together (score_pairs_*); the
+# validation split is apart so that adding an evaluation set leaves the teacher gate and distillation alone
+SINGLE_SPLITS = [TRAIN_PAIRS] + ([VAL_SPLIT] if VAL_SPLIT and set(EVAL_SPLITS) - {VAL_SPLIT} else [])
+SCORED_SPLITS = [s for s in EVAL_SPLITS if s not in SINGLE_SPLITS]
 
 
 def _slug(model):
@@ -256,6 +286,27 @@ def distill_hparams(wildcards, fam=""):
             **{key: for_iteration("distill", key, wildcards.k) for key in keys}}
 
 
+def gate_file(wildcards, fam=""):
+    """The teacher gate's decision that bi-encoder k's distillation follows (none without validation)."""
+    return {"gate": f"{RES}/iter{wildcards.k}/gate/bi{fam}.json"} if VAL_SPLIT else {}
+
+
+def gate_inputs(wildcards):
+    """The validation scores of the teacher (cross-encoder k; every family's with sts.mutual, as the
+    labels average them) and of the student, bi-encoder k-1."""
+    fam, k = wildcards.student[len("bi"):], int(wildcards.k)
+    if TASK == "sts":
+        return {"teacher": [f"{RES}/iter{k}/cross{f}/scores/{VAL_SPLIT}.parquet" for f in FAMILIES],
+                "student": f"{RES}/iter{k - 1}/bi{fam}/scores/{VAL_SPLIT}.parquet",
+                "pairs": f"{RES}/data/pairs/{VAL_SPLIT}.parquet"}
+    return {"teacher": [f"{RES}/iter{k}/metrics/cross-{VAL_SPLIT}.json"],
+            "student": f"{RES}/iter{k - 1}/metrics/bi-{VAL_SPLIT}.json"}
+
+
+def gate_files():
+    return expand(f"{RES}/iter{{k}}/gate/bi{{f}}.json", k=range(1, ITERATIONS + 1), f=FAMILIES) if VAL_SPLIT else []
+
+
 def cross_train_inputs(wildcards, fam=""):
     """retrieval: mined groups and tokens; sts: the unlabelled pairs and the scores of them by bi-encoder
     k-1 (by each family's bi-encoder k-1 with sts.mutual: the trainer averages them)."""
@@ -272,7 +323,7 @@ def cross_train_inputs(wildcards, fam=""):
 def distill_inputs(wildcards, fam=""):
     """retrieval: teacher scores, qrels and tokens; sts: the unlabelled pairs and cross-encoder k's scores
     (each family's, averaged, with sts.mutual)."""
-    init = {"init": distill_init_input(wildcards, fam)}
+    init = {"init": distill_init_input(wildcards, fam), **gate_file(wildcards, fam)}
     if TASK == "sts":
         labels = [f"{RES}/iter{wildcards.k}/cross{f}/scores/{TRAIN_PAIRS}.parquet" for f in FAMILIES]
         if bi_self_weight(wildcards):  # and the bi-encoder's own scores (bi-encoder k-1 of its family)
@@ -318,7 +369,7 @@ def metric_files():
 
 
 def all_outputs():
-    return [f"{RES}/metrics.parquet", f"{RES}/report/metrics.png"]
+    return [f"{RES}/metrics.parquet", f"{RES}/report/metrics.png", *gate_files()]
 
 
 def print_summary():
@@ -326,6 +377,7 @@ def print_summary():
     if os.path.exists(path):
         from bicross.summary import print_summary as show
 
-        selection = STS["select_split"] if TASK == "sts" else None
+        selection = STS["select_split"] if TASK == "sts" else VAL_SPLIT
         transductive = TASK == "sts" and bool(set(STS["train_splits"]) & set(EVAL_SPLITS))
-        show(path, select_split=selection, transductive=transductive)
+        show(path, select_split=selection, select_metric=VAL_METRIC, transductive=transductive, results=RES,
+             gate_split=VAL_SPLIT)

@@ -3,12 +3,13 @@ rule prepare_data:
         dataset_files(),
     output:
         corpus=f"{RES}/data/corpus.parquet",
-        queries=expand(f"{RES}/data/queries/{{split}}.parquet", split=SPLITS),
-        qrels=expand(f"{RES}/data/qrels/{{split}}.parquet", split=SPLITS),
+        queries=expand(f"{RES}/data/queries/{{split}}.parquet", split=DATA_SPLITS),
+        qrels=expand(f"{RES}/data/qrels/{{split}}.parquet", split=DATA_SPLITS),
     log:
         f"{RES}/logs/prepare_data.log",
     params:
         dataset=config["dataset"],
+        holdout=HOLDOUT,
         outdir=lambda w, output: os.path.dirname(output.corpus),
     conda:
         CONDA_ENV
@@ -22,12 +23,12 @@ rule tokenize:
         queries=rules.prepare_data.output.queries,
     output:
         corpus=f"{RES}/tokens/{{tok}}/corpus.parquet",
-        queries=expand(f"{RES}/tokens/{{{{tok}}}}/queries/{{split}}.parquet", split=SPLITS),
+        queries=expand(f"{RES}/tokens/{{{{tok}}}}/queries/{{split}}.parquet", split=DATA_SPLITS),
     log:
         f"{RES}/logs/tokenize/{{tok}}.log",
     params:
         model=lambda w: TOKENIZERS[w.tok],
-        splits=SPLITS,
+        splits=DATA_SPLITS,
         query_max_length=config["tokenize"]["query_max_length"],
         doc_max_length=config["tokenize"]["doc_max_length"],
     benchmark:

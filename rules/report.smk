@@ -14,6 +14,7 @@ rule summarize:
 rule report_assets:
     input:
         rules.summarize.output[0],
+        gate_files(),
     output:
         table=report(f"{RES}/report/metrics.tsv", caption="../workflow/report/metrics_table.rst",
                      category="Metrics"),
@@ -21,6 +22,7 @@ rule report_assets:
                     category="Metrics"),
         runtimes=report(f"{RES}/report/runtimes.tsv", caption="../workflow/report/runtimes.rst",
                         category="Runtimes"),
+        checks=report(f"{RES}/report/checks.tsv", caption="../workflow/report/checks.rst", category="Metrics"),
     log:
         f"{RES}/logs/report_assets.log",
     params:

@@ -63,14 +63,16 @@ rule augment_pairs:
         "../workflow/scripts/augment_pairs.py"
 
 
-# Two scoring jobs per encoder: the training pairs (the next step's labels; not for the last bi-encoder)
-# and the evaluated splits, so adding an evaluation set scores and evaluates it and retrains nothing.
+# Scoring jobs per encoder: one for the evaluated splits, and one per split that something downstream
+# trains or decides on (score_split_*): the training pairs (the next step's labels; not for the last
+# bi-encoder) and the validation split (the teacher gate's input). Adding an evaluation set scores and
+# evaluates it and retrains nothing.
 rule score_pairs_bi:
     input:
         model=bi_model_input,
-        pairs=expand(f"{RES}/data/pairs/{{split}}.parquet", split=EVAL_SPLITS),
+        pairs=expand(f"{RES}/data/pairs/{{split}}.parquet", split=SCORED_SPLITS),
     output:
-        expand(f"{RES}/iter{{{{k}}}}/bi/scores/{{split}}.parquet", split=EVAL_SPLITS),
+        expand(f"{RES}/iter{{{{k}}}}/bi/scores/{{split}}.parquet", split=SCORED_SPLITS),
     log:
         f"{RES}/logs/score_pairs_bi/iter{{k}}.log",
     params:
@@ -92,24 +94,26 @@ rule score_pairs_bi:
         "../workflow/scripts/score_pairs.py"
 
 
-use rule score_pairs_bi as score_train_pairs_bi with:
+use rule score_pairs_bi as score_split_bi with:
     input:
         model=bi_model_input,
-        pairs=[f"{RES}/data/pairs/{TRAIN_PAIRS}.parquet"],
+        pairs=[f"{RES}/data/pairs/{{one}}.parquet"],
     output:
-        f"{RES}/iter{{k}}/bi/scores/{TRAIN_PAIRS}.parquet",
+        f"{RES}/iter{{k}}/bi/scores/{{one}}.parquet",
     log:
-        f"{RES}/logs/score_train_pairs_bi/iter{{k}}.log",
+        f"{RES}/logs/score_split_bi/iter{{k}}-{{one}}.log",
     benchmark:
-        f"{RES}/benchmarks/score_train_pairs_bi/iter{{k}}.tsv"
+        f"{RES}/benchmarks/score_split_bi/iter{{k}}-{{one}}.tsv"
+    wildcard_constraints:
+        one=one_of(SINGLE_SPLITS),
 
 
 use rule score_pairs_bi as score_pairs_cross with:
     input:
         model=f"{RES}/iter{{k}}/cross/model",
-        pairs=expand(f"{RES}/data/pairs/{{split}}.parquet", split=EVAL_SPLITS),
+        pairs=expand(f"{RES}/data/pairs/{{split}}.parquet", split=SCORED_SPLITS),
     output:
-        expand(f"{RES}/iter{{{{k}}}}/cross/scores/{{split}}.parquet", split=EVAL_SPLITS),
+        expand(f"{RES}/iter{{{{k}}}}/cross/scores/{{split}}.parquet", split=SCORED_SPLITS),
     log:
         f"{RES}/logs/score_pairs_cross/iter{{k}}.log",
     params:
@@ -124,16 +128,18 @@ use rule score_pairs_bi as score_pairs_cross with:
         f"{RES}/benchmarks/score_pairs_cross/iter{{k}}.tsv"
 
 
-use rule score_pairs_cross as score_train_pairs_cross with:
+use rule score_pairs_cross as score_split_cross with:
     input:
         model=f"{RES}/iter{{k}}/cross/model",
-        pairs=[f"{RES}/data/pairs/{TRAIN_PAIRS}.parquet"],
+        pairs=[f"{RES}/data/pairs/{{one}}.parquet"],
     output:
-        f"{RES}/iter{{k}}/cross/scores/{TRAIN_PAIRS}.parquet",
+        f"{RES}/iter{{k}}/cross/scores/{{one}}.parquet",
     log:
-        f"{RES}/logs/score_train_pairs_cross/iter{{k}}.log",
+        f"{RES}/logs/score_split_cross/iter{{k}}-{{one}}.log",
     benchmark:
-        f"{RES}/benchmarks/score_train_pairs_cross/iter{{k}}.tsv"
+        f"{RES}/benchmarks/score_split_cross/iter{{k}}-{{one}}.tsv"
+    wildcard_constraints:
+        one=one_of(SINGLE_SPLITS),
 
 
 rule evaluate_sts:
@@ -254,9 +260,9 @@ if MUTUAL:
     use rule score_pairs_bi as score_pairs_bi_b with:
         input:
             model=lambda w: bi_model_input(w, "_b"),
-            pairs=expand(f"{RES}/data/pairs/{{split}}.parquet", split=EVAL_SPLITS),
+            pairs=expand(f"{RES}/data/pairs/{{split}}.parquet", split=SCORED_SPLITS),
         output:
-            expand(f"{RES}/iter{{{{k}}}}/bi_b/scores/{{split}}.parquet", split=EVAL_SPLITS),
+            expand(f"{RES}/iter{{{{k}}}}/bi_b/scores/{{split}}.parquet", split=SCORED_SPLITS),
         log:
             f"{RES}/logs/score_pairs_bi/iter{{k}}-b.log",
         params:
@@ -270,23 +276,25 @@ if MUTUAL:
         benchmark:
             f"{RES}/benchmarks/score_pairs_bi/iter{{k}}-b.tsv"
 
-    use rule score_pairs_bi_b as score_train_pairs_bi_b with:
+    use rule score_pairs_bi_b as score_split_bi_b with:
         input:
             model=lambda w: bi_model_input(w, "_b"),
-            pairs=[f"{RES}/data/pairs/{TRAIN_PAIRS}.parquet"],
+            pairs=[f"{RES}/data/pairs/{{one}}.parquet"],
         output:
-            f"{RES}/iter{{k}}/bi_b/scores/{TRAIN_PAIRS}.parquet",
+            f"{RES}/iter{{k}}/bi_b/scores/{{one}}.parquet",
         log:
-            f"{RES}/logs/score_train_pairs_bi/iter{{k}}-b.log",
+            f"{RES}/logs/score_split_bi/iter{{k}}-b-{{one}}.log",
         benchmark:
-            f"{RES}/benchmarks/score_train_pairs_bi/iter{{k}}-b.tsv"
+            f"{RES}/benchmarks/score_split_bi/iter{{k}}-b-{{one}}.tsv"
+        wildcard_constraints:
+            one=one_of(SINGLE_SPLITS),
 
     use rule score_pairs_cross as score_pairs_cross_b with:
         input:
             model=f"{RES}/iter{{k}}/cross_b/model",
-            pairs=expand(f"{RES}/data/pairs/{{split}}.parquet", split=EVAL_SPLITS),
+            pairs=expand(f"{RES}/data/pairs/{{split}}.parquet", split=SCORED_SPLITS),
         output:
-            expand(f"{RES}/iter{{{{k}}}}/cross_b/scores/{{split}}.parquet", split=EVAL_SPLITS),
+            expand(f"{RES}/iter{{{{k}}}}/cross_b/scores/{{split}}.parquet", split=SCORED_SPLITS),
         log:
             f"{RES}/logs/score_pairs_cross/iter{{k}}-b.log",
         params:
@@ -300,13 +308,15 @@ if MUTUAL:
         benchmark:
             f"{RES}/benchmarks/score_pairs_cross/iter{{k}}-b.tsv"
 
-    use rule score_pairs_cross_b as score_train_pairs_cross_b with:
+    use rule score_pairs_cross_b as score_split_cross_b with:
         input:
             model=f"{RES}/iter{{k}}/cross_b/model",
-            pairs=[f"{RES}/data/pairs/{TRAIN_PAIRS}.parquet"],
+            pairs=[f"{RES}/data/pairs/{{one}}.parquet"],
         output:
-            f"{RES}/iter{{k}}/cross_b/scores/{TRAIN_PAIRS}.parquet",
+            f"{RES}/iter{{k}}/cross_b/scores/{{one}}.parquet",
         log:
-            f"{RES}/logs/score_train_pairs_cross/iter{{k}}-b.log",
+            f"{RES}/logs/score_split_cross/iter{{k}}-b-{{one}}.log",
         benchmark:
-            f"{RES}/benchmarks/score_train_pairs_cross/iter{{k}}-b.tsv"
+            f"{RES}/benchmarks/score_split_cross/iter{{k}}-b-{{one}}.tsv"
+        wildcard_constraints:
+            one=one_of(SINGLE_SPLITS),

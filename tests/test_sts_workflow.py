@@ -43,6 +43,8 @@ def sts_config(model, data, **extra):
         "cross_encoder": {"model": str(model), "batch_size": 8, "epochs": 1, "max_length": 32, "precision": "fp32"},
         "distill": {"batch_size": 8, "epochs": 1, "precision": "fp32"},
         "sts": {"max_length": 16, "supervised_baseline": True},
+        # tiny random cross-encoders rarely beat their teacher: distil anyway, so distillation runs
+        "validation": {"losing_teacher": "warn"},
     }
     config.update(extra)
     return config
@@ -71,6 +73,14 @@ def test_two_sts_iterations_end_to_end(sts_run):
     assert seen == expected  # dev is evaluated because sts.select_split names it
     assert "best bi on dev: iteration" in proc.stdout and "best cross on dev: iteration" in proc.stdout
     assert "TRANSDUCTIVE" not in proc.stdout
+    for k in (1, 2):  # the teacher gate compared cross-encoder k with bi-encoder k-1 on dev (Spearman)
+        gate = json.loads((res / f"iter{k}" / "gate" / "bi.json").read_text())
+        metrics = {(r["iteration"], r["encoder"]): r["value"] for r in rows
+                   if r["split"] == "dev" and r["metric"] == "spearman"}
+        assert gate["split"] == "dev" and gate["metric"] == "spearman" and gate["decision"] == "distil"
+        assert gate["teacher"] == pytest.approx(metrics[(k, "cross")], abs=1e-4)
+        assert gate["student_score"] == pytest.approx(metrics[(k - 1, "bi")], abs=1e-4)
+        assert gate["message"] in proc.stdout
     # the cross-encoder learns from both orders of every training pair
     training = json.loads((res / "iter1" / "cross" / "model" / "training.json").read_text())
     assert training["train_pairs"] == 40 and training["examples_per_epoch"] == 80
@@ -245,7 +255,7 @@ def test_probe_retrains_only_what_the_change_touches(sts_run, tmp_path):
     out = json.loads(proc.stdout)
     assert set(out["metrics"]) == {"bi"} and set(out["metrics"]["bi"]) == {"dev", "test"}
     assert -100 <= out["metrics"]["bi"]["test"]["spearman"] <= 100
-    assert set(out["job_seconds"]) == {"distill_bi/iter1", "score_pairs_bi/iter1"}
+    assert set(out["job_seconds"]) == {"distill_bi/iter1", "score_pairs_bi/iter1", "score_split_bi/iter1-dev"}
     log = (root / "results" / "p1.probe.log").read_text()
     assert "prepare_pairs" not in log and "train_cross" not in log
     res = root / "results" / "p1"

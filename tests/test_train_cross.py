@@ -198,7 +198,7 @@ def test_head_learning_rate_only_for_the_new_head(tiny_cross_init):
     assert head_parameter_names(AutoModel.from_pretrained(tiny_cross_init)) == set()
     assert resolve_hparams({})["head_learning_rate"] is None
     with pytest.raises(ConfigError, match="head_learning_rate"):
-        TrainConfig(head_learning_rate=0.0).validate()
+        TrainConfig(head_learning_rate=-1.0).validate()
 
 
 @pytest.mark.parametrize("processes,batch,accumulation", [(2, 2, 1), (1, 2, 2), (2, 1, 2), (4, 1, 1)])

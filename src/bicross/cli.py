@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import argparse
 import json
 import sys
@@ -12,7 +14,7 @@ import pyarrow.parquet as pq
 def _summary(args) -> None:
     from bicross.summary import print_summary
 
-    print_summary(args.metrics)
+    print_summary(args.metrics, results=os.path.dirname(os.path.abspath(args.metrics)))
 
 
 def _evaluate(args) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from bicross import devices, evaluate, index, summary
-from bicross.data import load_dataset, write_dataset
+from bicross.data import hold_out, load_dataset, write_dataset
 from bicross.encode import encode_ids
 from bicross.models import load_bi_encoder, load_tokenizer
 from bicross.schemas import RUN, write_table
@@ -22,8 +22,15 @@ from bicross.tokenize import document_text, read_tokens, tokenize_to_parquet
 log = logging.getLogger("bicross.pipeline")
 
 
-def prepare_data(dataset_cfg: dict, outdir: str) -> None:
-    write_dataset(load_dataset(dataset_cfg), outdir)
+def prepare_data(dataset_cfg: dict, outdir: str, holdout: dict | None = None) -> None:
+    """Load and write the dataset; `holdout` ({split, name, size, seed}) moves validation queries out of
+    the train split first (bicross.data.hold_out)."""
+    ds = load_dataset(dataset_cfg)
+    if holdout:
+        count = hold_out(ds, holdout["split"], holdout["name"], holdout["size"], holdout["seed"])
+        log.info("held out %d of the %s queries as split %r (validation: never trained on)", count,
+                 holdout["split"], holdout["name"])
+    write_dataset(ds, outdir)
 
 
 def tokenize(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from bicross.schemas import atomic_path, write_text_atomic
-from bicross.summary import HEADLINE
+from bicross.summary import HEADLINE, loop_checks
 
 
 def metrics_tsv(metrics_path, out_path) -> None:
@@ -69,4 +69,12 @@ def runtimes_tsv(benchmark_dir, out_path) -> None:
     """Snakemake's per-job `benchmark:` files gathered into one table (rule, job, seconds, max RSS)."""
     lines = ["rule\tjob\tseconds\tmax_rss_mb"]
     lines += [f"{rule}\t{job}\t{seconds:.1f}\t{rss}" for rule, job, seconds, rss in read_benchmarks(benchmark_dir)]
+    write_text_atomic("\n".join(lines) + "\n", out_path)
+
+
+def checks_tsv(results, out_path) -> None:
+    """The loop's checks (bicross.summary.loop_checks): learning verdicts and teacher-gate decisions."""
+    lines = ["iteration\tcheck\tencoder\tpassed\tmessage"]
+    lines += [f"{r['iteration']}\t{r['check']}\t{r['encoder']}\t{r['passed']}\t{r['message']}"
+              for r in loop_checks(results)]
     write_text_atomic("\n".join(lines) + "\n", out_path)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -76,13 +78,58 @@ def best_iterations(table: pa.Table, split: str, metric: str | None = None) -> d
     return best
 
 
-def print_summary(metrics_path, select_split: str | None = None, transductive: bool = False) -> str:
+ENCODER_NAMES = {"bi": "bi-encoder", "cross": "cross-encoder"}
+
+
+def _iterations(results) -> list[tuple[int, Path]]:
+    found = [(int(m.group(1)), p) for p in Path(results).glob("iter*") if (m := re.fullmatch(r"iter(\d+)", p.name))]
+    return sorted(found)
+
+
+def loop_checks(results) -> list[dict]:
+    """What each iteration's checks said, in order: every training job's learning verdict (its model's
+    training.json, bicross.learning) and the teacher gate's decisions (bicross.gate)."""
+    from bicross.learning import LearningCheck
+
+    rows = []
+    for k, folder in _iterations(results):
+        for encoder in ("cross", "cross_b", "bi", "bi_b"):
+            path = folder / encoder / "model" / "training.json"
+            learning = json.loads(path.read_text()).get("learning") if path.is_file() else None
+            if learning:
+                check = LearningCheck(**learning)
+                kind, fam = encoder.split("_")[0], encoder[len(encoder.split("_")[0]):]
+                rows.append({"iteration": k, "check": "training", "encoder": encoder, "passed": check.learned,
+                             "message": check.message(f"{ENCODER_NAMES[kind]}{fam} {k}")})
+        for path in sorted((folder / "gate").glob("*.json")):
+            record = json.loads(path.read_text())
+            rows.append({"iteration": k, "check": "teacher gate", "encoder": record["student"],
+                         "passed": record["passed"], "message": record["message"]})
+    return rows
+
+
+def check_lines(results, gate_split: str | None = None) -> list[str]:
+    """The summary's lines on the loop's checks: every gate decision, every training that did not learn."""
+    rows = loop_checks(results)
+    lines = [r["message"] for r in rows if r["check"] == "teacher gate" or not r["passed"]]
+    if gate_split is None and _iterations(results)[1:]:
+        lines.append("teacher gate: off (no validation split), every cross-encoder taught unchecked")
+    return lines
+
+
+def print_summary(metrics_path, select_split: str | None = None, transductive: bool = False, results=None,
+                  gate_split: str | None = None, select_metric: str | None = None) -> str:
+    """The metrics table; with `results` the loop's checks; with `select_split` each encoder's best
+    iteration on it (by `select_metric`, default the first headline metric)."""
     table = pq.read_table(metrics_path)
     text = format_table(table)
+    if results is not None:
+        text += "".join(f"\n{line}" for line in check_lines(results, gate_split))
     if select_split:
-        best = best_iterations(table, select_split)
-        text += "\n" + "\n".join(f"best {encoder} on {select_split}: iteration {it} ({value:.2f})"
-                                  for encoder, (it, value) in sorted(best.items()))
+        best = best_iterations(table, select_split, select_metric)
+        for encoder, (it, value) in sorted(best.items()):
+            shown = f"{value:.2f}" if abs(value) > 1 else f"{value:.4f}"  # x100 correlations / [0, 1] metrics
+            text += f"\nbest {encoder} on {select_split}: iteration {it} ({shown})"
     if transductive:
         text += "\nTRANSDUCTIVE: the training pairs include evaluated pairs (their gold scores were never read)"
     print("\nbicross metrics\n" + text, flush=True)

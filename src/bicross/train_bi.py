@@ -147,11 +147,26 @@ class TeacherGroups(Dataset):
             self._entries[k, 1:] = cand[rng.choice(len(cand), g - 1, replace=bool(len(cand) < g - 1))]
         self._epoch = epoch
 
+    def teacher_groups(self, epoch: int) -> np.ndarray:
+        """The teacher scores of that epoch's groups, ``(queries, group_size)``, positive first."""
+        self.set_epoch(epoch)
+        return self.scores[self._entries]
+
     def __getitem__(self, i: int):
         if self._epoch is None:
             self.set_epoch(0)
         entries = self._entries[i]
         return int(self._order[i]), self._doc[entries], self.scores[entries]
+
+
+def uniform_guess(data: TeacherGroups, hp: dict[str, Any]) -> float:
+    """The distillation loss of a student that scores every document alike, on epoch 0's groups."""
+    from bicross.learning import inbatch_uniform, kl_uniform, margin_mse_uniform
+
+    teacher = data.teacher_groups(0)
+    term = (kl_uniform(teacher, hp["teacher_temperature"]) if hp["loss"] == "kl" else margin_mse_uniform(teacher))
+    inbatch = inbatch_uniform(hp["batch_size"], hp["group_size"]) if hp["inbatch_weight"] else 0.0
+    return hp["kl_weight"] * term + hp["inbatch_weight"] * inbatch
 
 
 class BiCollator:
@@ -177,7 +192,7 @@ def train_bi(teacher, qrels, queries, corpus, out, checkpoints, hparams: dict[st
 
     from bicross.encode import forward_keys
     from bicross.models import load_bi_encoder, pool, resolve_model_path, save_bi_encoder
-    from bicross.training import file_signature, finish, save_final, start, train
+    from bicross.training import file_signature, finish, learning_check, save_final, start, train
 
     hp = resolve_hparams(hparams)
     accelerator, config = start(hp, log_path)
@@ -211,7 +226,8 @@ def train_bi(teacher, qrels, queries, corpus, out, checkpoints, hparams: dict[st
                           count_fn=lambda b: int(b["teacher"].shape[0]), unit="group",
                           stop_after_steps=stop_after_steps)
     summary = {"hparams": hp, "train_queries": len(data), "num_processes": accelerator.num_processes,
-               "mixed_precision": accelerator.mixed_precision, "config": asdict(config), **result.to_dict()}
+               "mixed_precision": accelerator.mixed_precision, "config": asdict(config), **result.to_dict(),
+               "learning": learning_check(accelerator, result, uniform_guess(data, hp), "the bi-encoder")}
     cfg.max_length = cfg.max_length or int(hp["doc_max_length"])
 
     def save(unwrapped, path: Path) -> None:

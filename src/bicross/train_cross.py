@@ -218,7 +218,8 @@ def train_cross(negatives, queries, corpus, out, checkpoints, hparams: dict[str,
                 log_path: str | None = None, stop_after_steps: int | None = None) -> dict[str, Any]:
     """Train and save the cross-encoder; returns the summary also written to ``<out>/training.json``."""
     from bicross.encode import forward_keys
-    from bicross.training import file_signature, finish, save_final, start, train
+    from bicross.learning import group_ce_uniform
+    from bicross.training import file_signature, finish, learning_check, save_final, start, train
 
     hp = resolve_hparams(hparams)
     accelerator, config = start(hp, log_path)
@@ -243,7 +244,8 @@ def train_cross(negatives, queries, corpus, out, checkpoints, hparams: dict[str,
                           stop_after_steps=stop_after_steps)
     summary = {"hparams": hp, "train_queries": len(data), "num_processes": accelerator.num_processes,
                "mixed_precision": accelerator.mixed_precision, "config": asdict(config), **result.to_dict(),
-               "pairs_per_second": result.examples_per_second}
+               "pairs_per_second": result.examples_per_second,
+               "learning": learning_check(accelerator, result, group_ce_uniform(group), "the cross-encoder")}
 
     def save(unwrapped, path: Path) -> None:
         unwrapped.save_pretrained(path)

@@ -90,10 +90,10 @@ class TrainConfig:
             raise ConfigError(f"max_steps must be >= 1 or null, got {self.max_steps}")
         if not 0 <= self.warmup_ratio <= 1:
             raise ConfigError(f"warmup_ratio must be in [0, 1], got {self.warmup_ratio}")
-        if self.learning_rate <= 0:
-            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if self.head_learning_rate is not None and self.head_learning_rate <= 0:
-            raise ConfigError(f"head_learning_rate must be > 0 or null, got {self.head_learning_rate}")
+        if self.learning_rate < 0:  # 0 freezes the weights (how the tests make a model that learns nothing)
+            raise ConfigError(f"learning_rate must be >= 0, got {self.learning_rate}")
+        if self.head_learning_rate is not None and self.head_learning_rate < 0:
+            raise ConfigError(f"head_learning_rate must be >= 0 or null, got {self.head_learning_rate}")
 
 
 @dataclass
@@ -548,6 +548,17 @@ def save_final(accelerator, model: torch.nn.Module, out_dir: str | os.PathLike,
             raise
         log.info("saved the model to %s", out)
     accelerator.wait_for_everyone()
+
+
+def learning_check(accelerator, result: TrainResult, uniform: float | None, who: str) -> dict[str, Any]:
+    """The verdict on this run's loss history (bicross.learning), logged (a warning when it did not
+    learn) and returned for the model's training.json, where the end-of-run summary reads it."""
+    from bicross.learning import check_learning
+
+    check = check_learning(result.history, uniform)
+    if accelerator.is_main_process:
+        (log.info if check.learned else log.warning)("%s", check.message(who))
+    return check.to_dict()
 
 
 def finish(accelerator, checkpoint_dir: str | os.PathLike) -> None:

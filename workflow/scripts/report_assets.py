@@ -1,3 +1,5 @@
+import os
+
 from bicross import report
 from bicross.logs import rule_log
 
@@ -6,3 +8,4 @@ with rule_log(snakemake.log[0]):
     report.metrics_tsv(snakemake.input[0], o.table)
     report.plot_metrics(snakemake.input[0], o.plot)
     report.runtimes_tsv(snakemake.params.benchmarks, o.runtimes)
+    report.checks_tsv(os.path.dirname(snakemake.input[0]), o.checks)  # results/<exp>/ holds metrics.parquet

@@ -51,6 +51,34 @@ def write_dataset(ds: Dataset, outdir) -> None:
         write_table(table, outdir / "qrels" / f"{split}.parquet", QRELS)
 
 
+def hold_out(ds: Dataset, train_split: str, name: str, size: int, seed: int) -> int:
+    """Move `size` train queries with a positive (at most a fifth of them), drawn with `seed`, out of
+    `train_split` into a new split `name`: validation queries that no training step sees.
+
+    Returns how many moved. Raises ConfigError when the train split has fewer than 5 such queries.
+    """
+    import numpy as np
+    import pyarrow.compute as pc
+
+    if name in ds.queries:
+        raise ConfigError(f"the dataset already has a split {name!r}; the held-out validation queries need that name")
+    qrels = ds.qrels[train_split]
+    positive = qrels.filter(pc.greater(qrels.column("relevance"), 0))
+    candidates = sorted(set(positive.column("qid").to_pylist()))
+    count = min(int(size), len(candidates) // 5)
+    if count < 1:
+        raise ConfigError(f"split {train_split!r} has {len(candidates)} queries with a positive: too few to hold "
+                          f"out validation queries (validation.holdout_queries takes at most a fifth); name a "
+                          f"validation split (validation.split) or set it to null")
+    chosen = pa.array(np.random.default_rng(seed).choice(candidates, count, replace=False).tolist(), pa.string())
+    for tables in (ds.queries, ds.qrels):
+        table = tables[train_split]
+        held = pc.is_in(table.column("qid"), value_set=chosen)
+        tables[name] = table.filter(held)
+        tables[train_split] = table.filter(pc.invert(held))
+    return count
+
+
 def splits_of(cfg: dict) -> list[str]:
     """The splits to prepare (config `splits`)."""
     splits = cfg.get("splits")

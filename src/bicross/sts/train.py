@@ -95,6 +95,16 @@ def cosent_loss(cosine: torch.Tensor, labels: torch.Tensor, scale: float = 20.0)
     return torch.logsumexp(torch.cat([diff.new_zeros(1), diff.flatten()]), dim=0)
 
 
+def uniform_guess(labels: np.ndarray, hp: dict[str, Any]) -> float:
+    """The loss of a model that gives every example the same score (the labels' mean where the loss
+    regresses), on these training labels."""
+    from bicross.learning import bce_uniform, cosent_uniform, mse_uniform
+
+    if hp["loss"] == "cosent":
+        return cosent_uniform(labels, hp["batch_size"], hp["seed"])
+    return bce_uniform(labels) if hp["loss"] == "bce" else mse_uniform(labels)
+
+
 class ScoredPairs(Dataset):
     """Token ids of each pair and its label; `both_orders` adds (b, a) after the n pairs (a, b).
 
@@ -136,7 +146,7 @@ def train_sts(kind: str, pairs: str, labels: list[str], out: str, checkpoints: s
               stop_after_steps: int | None = None) -> dict[str, Any]:
     """Train a cross-encoder (kind "cross") or a bi-encoder ("bi") on scored pairs; save it to `out`."""
     from bicross.encode import forward_keys
-    from bicross.training import file_signature, finish, save_final, start, train
+    from bicross.training import file_signature, finish, learning_check, save_final, start, train
 
     hp = resolve_hparams(kind, hparams)
     accelerator, config = start(hp, log_path)
@@ -220,7 +230,9 @@ def train_sts(kind: str, pairs: str, labels: list[str], out: str, checkpoints: s
                           stop_after_steps=stop_after_steps)
     summary = {"kind": kind, "hparams": hp, "train_pairs": data.n, "examples_per_epoch": len(data),
                "num_processes": accelerator.num_processes, "mixed_precision": accelerator.mixed_precision,
-               "config": asdict(config), **result.to_dict()}
+               "config": asdict(config), **result.to_dict(),
+               "learning": learning_check(accelerator, result, uniform_guess(data.labels, hp),
+                                          "the cross-encoder" if kind == "cross" else "the bi-encoder")}
     save_final(accelerator, model, out, save)
     finish(accelerator, checkpoints)
     return summary
