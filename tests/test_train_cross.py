@@ -134,7 +134,15 @@ def test_unknown_document_is_an_input_error(tiny_cross_data, tmp_path):
 def test_hparams_defaults_and_typos():
     hp = resolve_hparams({"epochs": 1})
     assert hp["epochs"] == 1 and hp["train_group_size"] == 8 and hp["batch_size"] == 2
-    assert hp["learning_rate"] == 5e-5 and hp["max_length"] == 192 and hp["attention_dropout"] == 0.0
+    assert hp["max_length"] == 192 and hp["attention_dropout"] == 0.0
+    import yaml
+
+    from conftest import REPO
+
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    props = schema["properties"]["cross_encoder"]["properties"]
+    for key in set(props) & set(DEFAULTS):  # what a user gets from the workflow and from the module alike
+        assert DEFAULTS[key] == props[key]["default"], key
     assert DEFAULTS["checkpoint_every"] == 200 and DEFAULTS["precision"] == "auto"
     with pytest.raises(ConfigError, match="learnig_rate"):
         resolve_hparams({"learnig_rate": 1e-5})
@@ -196,7 +204,7 @@ def test_head_learning_rate_only_for_the_new_head(tiny_cross_init):
     plain = make_optimizer(model, TrainConfig(learning_rate=1e-4), torch.device("cpu"))
     assert {g["lr"] for g in plain.param_groups} == {1e-4} and len(plain.param_groups) == 2
     assert head_parameter_names(AutoModel.from_pretrained(tiny_cross_init)) == set()
-    assert resolve_hparams({})["head_learning_rate"] is None
+    assert resolve_hparams({})["head_learning_rate"] == 1e-2
     with pytest.raises(ConfigError, match="head_learning_rate"):
         TrainConfig(head_learning_rate=-1.0).validate()
 
@@ -337,3 +345,20 @@ def test_killed_run_resumes_from_its_checkpoint(single_run, tiny_cross_data, tin
     _launch(tiny_cross_data, tiny_cross_init, other, {**BASE, "learning_rate": 5e-3, "max_steps": 2})
     log = Path(f"{other}.log").read_text()
     assert "starting over" in log and "resuming" not in log
+
+
+def test_the_head_rate_is_for_a_new_head_only(tiny_cross_init, tmp_path):
+    """A bi-encoder checkpoint gets a new head (head_learning_rate applies); a saved cross-encoder (a
+    warm start from cross-encoder k-1) keeps its trained head, trained at learning_rate."""
+    from transformers import AutoModelForSequenceClassification
+
+    from bicross.train_cross import head_is_new, head_rate_for
+    from bicross.training import TrainConfig
+
+    saved = tmp_path / "cross"
+    AutoModelForSequenceClassification.from_pretrained(tiny_cross_init, num_labels=1).save_pretrained(saved)
+    assert head_is_new(str(tiny_cross_init)) and not head_is_new(str(saved))
+    fresh, warm = TrainConfig(head_learning_rate=1e-2), TrainConfig(head_learning_rate=1e-2)
+    head_rate_for(str(tiny_cross_init), fresh)
+    head_rate_for(str(saved), warm)
+    assert fresh.head_learning_rate == 1e-2 and warm.head_learning_rate is None

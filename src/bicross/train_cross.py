@@ -45,8 +45,8 @@ DEFAULTS: dict[str, Any] = {
     "train_group_size": 8,
     "batch_size": 2,
     "gradient_accumulation": 1,
-    "learning_rate": 5e-5,
-    "head_learning_rate": None,  # the new 1-logit head (outside the base model); None: learning_rate
+    "learning_rate": 1e-4,
+    "head_learning_rate": 1e-2,  # the new 1-logit head (outside the base model); None: learning_rate
     "warmup_ratio": 0.1,
     "weight_decay": 0.01,
     "max_length": 192,
@@ -193,6 +193,26 @@ def training_attention(attn_implementation: str, device: torch.device) -> str | 
     return attn_implementation
 
 
+def head_is_new(name: str) -> bool:
+    """Whether loading `name` as a 1-logit cross-encoder makes a new head: anything but a saved
+    sequence-classification model with one label (e.g. a bi-encoder checkpoint)."""
+    from transformers import AutoConfig
+
+    from bicross.models import resolve_model_path
+
+    config = AutoConfig.from_pretrained(resolve_model_path(name))
+    trained = any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
+    return not (trained and config.num_labels == 1)
+
+
+def head_rate_for(name: str, config) -> None:
+    """`head_learning_rate` is for a NEW head: a warm start (cross-encoder k-1) trains its head like the body."""
+    if config.head_learning_rate is not None and not head_is_new(name):
+        log.info("%s has a trained head: head_learning_rate %g not used, learning_rate %g for every parameter",
+                 name, config.head_learning_rate, config.learning_rate)
+        config.head_learning_rate = None
+
+
 def load_cross_init(name: str, attention_dropout: float = 0.0, attn_implementation: str | None = None):
     """A 1-logit sequence-classification model (a new head when `name` is a bi-encoder) and its tokenizer."""
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
@@ -228,6 +248,7 @@ def train_cross(negatives, queries, corpus, out, checkpoints, hparams: dict[str,
     if accelerator.is_main_process:
         log.info("%d training queries (%d skipped without positives, %d without negatives), %d documents",
                  len(data), data.skipped_no_positive, data.skipped_no_negative, len(data.docs))
+    head_rate_for(hp["model"], config)
     model, tokenizer = load_cross_init(hp["model"], hp["attention_dropout"],
                                        training_attention(hp["attn_implementation"], accelerator.device))
     special = SpecialTokens.probe(tokenizer)

@@ -154,9 +154,10 @@ def train_sts(kind: str, pairs: str, labels: list[str], out: str, checkpoints: s
     settings = {"kind": kind, "hparams": hp, "inputs": [file_signature(p) for p in (pairs, *labels)]}
 
     if kind == "cross":
-        from bicross.train_cross import load_cross_init, training_attention
+        from bicross.train_cross import head_rate_for, load_cross_init, training_attention
 
         targets = transform_labels(scores, hp["label_transform"], float(hp["label_sharpen"]))
+        head_rate_for(hp["model"], config)
         model, tokenizer = load_cross_init(hp["model"], hp["attention_dropout"],
                                            training_attention(hp["attn_implementation"], accelerator.device))
         special = SpecialTokens.probe(tokenizer)
