@@ -136,7 +136,6 @@ def test_hparams_defaults_and_typos():
     assert hp["epochs"] == 1 and hp["train_group_size"] == 8 and hp["batch_size"] == 2
     assert hp["max_length"] == 192 and hp["attention_dropout"] == 0.0
     import yaml
-
     from conftest import REPO
 
     schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())

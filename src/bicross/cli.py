@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import argparse
 import json
+import os
 import sys
 
 import pyarrow.parquet as pq
