@@ -379,5 +379,4 @@ def print_summary():
 
         selection = STS["select_split"] if TASK == "sts" else VAL_SPLIT
         transductive = TASK == "sts" and bool(set(STS["train_splits"]) & set(EVAL_SPLITS))
-        show(path, select_split=selection, select_metric=VAL_METRIC, transductive=transductive, results=RES,
-             gate_split=VAL_SPLIT)
+        show(path, select_split=selection, select_metric=VAL_METRIC, transductive=transductive, results=RES)

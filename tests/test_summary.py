@@ -56,3 +56,28 @@ def test_sts_families_baselines_and_the_best_iteration(tmp_path, capsys):
     assert "TRANSDUCTIVE" in text
     assert best_iterations(pq.read_table(tmp_path / "m.parquet"), "dev", "pearson")["bi"] == (1, 80.0)
     assert starting_point("cross-supervised", 0) is None and starting_point("bi", 0) is None
+
+
+def test_loop_checks_name_what_did_not_learn_and_each_gate(tmp_path):
+    import json
+
+    from bicross.summary import check_lines, loop_checks
+
+    def training(path, **learning):
+        path.mkdir(parents=True)
+        (path / "training.json").write_text(json.dumps({"steps": 50, "learning": learning}))
+
+    training(tmp_path / "iter1" / "cross" / "model", verdict="did not learn", first=2.08, last=2.07,
+             uniform=2.0794, steps=50)
+    training(tmp_path / "iter1" / "bi" / "model", verdict="learned", first=3.0, last=1.0, uniform=5.0, steps=40)
+    (tmp_path / "iter1" / "gate").mkdir()
+    (tmp_path / "iter1" / "gate" / "bi.json").write_text(json.dumps(
+        {"student": "bi", "passed": False, "message": "teacher gate, iteration 1: ... not distilled"}))
+    rows = loop_checks(tmp_path)
+    assert [(r["check"], r["encoder"], r["passed"]) for r in rows] == [
+        ("training", "cross", False), ("training", "bi", True), ("teacher gate", "bi", False)]
+    assert check_lines(tmp_path) == [
+        "cross-encoder 1 did not learn: loss 2.08 -> 2.07 over 50 steps (a uniform guess: 2.08)",
+        "teacher gate, iteration 1: ... not distilled"]
+    (tmp_path / "iter1" / "gate" / "bi.json").unlink()
+    assert check_lines(tmp_path)[-1].startswith("teacher gate: off (no validation split)")

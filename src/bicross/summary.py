@@ -108,23 +108,23 @@ def loop_checks(results) -> list[dict]:
     return rows
 
 
-def check_lines(results, gate_split: str | None = None) -> list[str]:
+def check_lines(results) -> list[str]:
     """The summary's lines on the loop's checks: every gate decision, every training that did not learn."""
     rows = loop_checks(results)
     lines = [r["message"] for r in rows if r["check"] == "teacher gate" or not r["passed"]]
-    if gate_split is None and _iterations(results)[1:]:
+    if not any(r["check"] == "teacher gate" for r in rows) and any(k >= 1 for k, _ in _iterations(results)):
         lines.append("teacher gate: off (no validation split), every cross-encoder taught unchecked")
     return lines
 
 
 def print_summary(metrics_path, select_split: str | None = None, transductive: bool = False, results=None,
-                  gate_split: str | None = None, select_metric: str | None = None) -> str:
+                  select_metric: str | None = None) -> str:
     """The metrics table; with `results` the loop's checks; with `select_split` each encoder's best
     iteration on it (by `select_metric`, default the first headline metric)."""
     table = pq.read_table(metrics_path)
     text = format_table(table)
     if results is not None:
-        text += "".join(f"\n{line}" for line in check_lines(results, gate_split))
+        text += "".join(f"\n{line}" for line in check_lines(results))
     if select_split:
         best = best_iterations(table, select_split, select_metric)
         for encoder, (it, value) in sorted(best.items()):
