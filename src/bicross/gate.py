@@ -25,6 +25,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from bicross.errors import BicrossError
+from bicross.schemas import replace_dir, write_text_atomic
 
 log = logging.getLogger("bicross.gate")
 
@@ -55,7 +56,7 @@ def decide(teacher: float, student: float, *, action: str, iteration: int, stude
 
 def gate_message(record: dict) -> str:
     k, fam = record["iteration"], record["student"][len("bi"):]
-    teacher = f"cross-encoder{fam} {k}" if record.get("teachers", 1) == 1 else f"the cross-encoders {k} (mean)"
+    teacher = f"cross-encoder{fam} {k}" if record["teachers"] == 1 else f"the cross-encoders {k} (mean)"
     scores = (f"{teacher} {record['teacher']:.4f} vs bi-encoder{fam} {k - 1} {record['student_score']:.4f} "
               f"({record['metric']} on {record['split']})")
     if record["passed"]:
@@ -96,11 +97,7 @@ def sts_scores(teacher_scores: list[str], student_scores: str, pairs: str, metri
 
 
 def write_record(record: dict, out: str | os.PathLike) -> None:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(record, indent=1))
-    os.replace(tmp, out)
+    write_text_atomic(json.dumps(record, indent=1), out)
 
 
 def read_record(path: str | os.PathLike) -> dict:
@@ -119,7 +116,5 @@ def keep_student(record: dict, out: str | os.PathLike) -> None:
     shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("training.json", "*.checkpoints"))
     (tmp / "training.json").write_text(json.dumps({"skipped": True, "gate": record, "copied_from": str(source)},
                                                   indent=1))
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    replace_dir(tmp, out)
     log.info("%s; copied %s to %s", record["message"], source, out)

@@ -7,6 +7,7 @@ tests and CPU clusters, `processes` gloo processes). Mixed precision is the trai
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -48,3 +49,13 @@ def launch(module: str, args: list[str], gpus: int = 0, processes: int = 1, log_
                               env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"{module} failed with exit code {proc.returncode}; see {log_path or 'the output above'}")
+
+
+def launch_rule_job(snakemake, module: str, args: list[str], gpus: list) -> None:
+    """A training rule's job: `module` with its input `args`, the rule's output, checkpoints and
+    hyperparameters, one process per assigned GPU (else the `cpu_processes` resource)."""
+    p = snakemake.params
+    launch(module,
+           [*args, "--out", snakemake.output[0], "--checkpoints", p.checkpoints, "--hparams", json.dumps(p.hparams)],
+           gpus=len(gpus), processes=int(snakemake.resources.get("cpu_processes", 1)), log_path=snakemake.log[0],
+           threads=snakemake.threads)

@@ -93,13 +93,12 @@ def loop_checks(results) -> list[dict]:
 
     rows = []
     for k, folder in _iterations(results):
-        for encoder in ("cross", "cross_b", "bi", "bi_b"):
-            path = folder / encoder / "model" / "training.json"
+        for kind, fam in (("cross", ""), ("cross", "_b"), ("bi", ""), ("bi", "_b")):
+            path = folder / f"{kind}{fam}" / "model" / "training.json"
             learning = json.loads(path.read_text()).get("learning") if path.is_file() else None
             if learning:
                 check = LearningCheck(**learning)
-                kind, fam = encoder.split("_")[0], encoder[len(encoder.split("_")[0]):]
-                rows.append({"iteration": k, "check": "training", "encoder": encoder, "passed": check.learned,
+                rows.append({"iteration": k, "check": "training", "encoder": f"{kind}{fam}", "passed": check.learned,
                              "message": check.message(f"{ENCODER_NAMES[kind]}{fam} {k}")})
         for path in sorted((folder / "gate").glob("*.json")):
             record = json.loads(path.read_text())

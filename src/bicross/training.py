@@ -45,6 +45,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from bicross.errors import ConfigError
+from bicross.schemas import replace_dir
 
 log = logging.getLogger("bicross.training")
 
@@ -536,13 +537,7 @@ def save_final(accelerator, model: torch.nn.Module, out_dir: str | os.PathLike,
         shutil.rmtree(tmp, ignore_errors=True)
         try:
             save_fn(accelerator.unwrap_model(model, keep_fp32_wrapper=False), tmp)
-            if out.exists():
-                old = out.parent / f".{out.name}.old-{os.getpid()}"
-                os.replace(out, old)
-                os.replace(tmp, out)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, out)
+            replace_dir(tmp, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

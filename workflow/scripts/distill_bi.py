@@ -1,14 +1,11 @@
-# accelerate launch from the rule (unless the teacher gate skipped distillation: then a copy of bi-encoder
-# k-1): one process per GPU the job was given (bicross.gpus assigns the
-# `gpu` resource's worth of device ids; none on a machine without GPUs), else `cpu_processes`.
-import json
-
+# accelerate launch from the rule (bicross.launch.launch_rule_job), unless the teacher gate skipped
+# distillation: then bi-encoder k is a copy of bi-encoder k-1 (bicross.gate.keep_student).
 from bicross.gate import SKIP, keep_student, read_record
 from bicross.gpus import job_gpus
-from bicross.launch import launch
+from bicross.launch import launch_rule_job
 from bicross.logs import rule_log
 
-i, p, r = snakemake.input, snakemake.params, snakemake.resources
+i = snakemake.input
 if snakemake.config["task"] == "sts":
     module, args = "bicross.sts.train", ["bi", "--pairs", i.pairs, "--labels", *i.labels]
 else:
@@ -19,11 +16,4 @@ with rule_log(snakemake.log[0]), job_gpus(snakemake) as gpus:
     if gate is not None and gate["decision"] == SKIP:  # the teacher lost on validation: keep the student
         keep_student(gate, snakemake.output[0])
     else:
-        launch(
-            module,
-            [*args, "--out", snakemake.output[0], "--checkpoints", p.checkpoints, "--hparams", json.dumps(p.hparams)],
-            gpus=len(gpus),
-            processes=int(r.get("cpu_processes", 1)),
-            log_path=snakemake.log[0],
-            threads=snakemake.threads,
-        )
+        launch_rule_job(snakemake, module, args, gpus)
