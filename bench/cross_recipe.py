@@ -1,8 +1,8 @@
 """Does the schema's default cross-encoder recipe learn? One row per (train queries, epochs).
 
 Takes a finished retrieval run's iteration-1 files (mined negatives, tokens, bi-encoder 0's test run),
-trains cross-encoder 1 with the schema's `cross_encoder` defaults (workflow/schemas/config.schema.yaml;
-`--set KEY=VALUE` changes one) on a seeded subset of the mined groups, reranks bi-encoder 0's top
+trains cross-encoder 1 with the recipe's defaults (bicross.train.cross.Hparams, equal to the schema's
+`cross_encoder` defaults; `--set KEY=VALUE` changes one) on a seeded subset of the mined groups, reranks bi-encoder 0's top
 `--depth` test candidates and prints one JSON line per row: steps, the no-learning check
 (bicross.learning: mean loss of the first and last tenth of the steps, a uniform guess), nDCG@10 and
 MRR@10 of the cross-encoder and of the bi-encoder it reranks. Same library calls as the workflow's
@@ -30,14 +30,6 @@ import pyarrow.parquet as pq
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-TRAIN_KEYS = ("train_group_size", "batch_size", "gradient_accumulation", "learning_rate", "head_learning_rate",
-              "warmup_ratio", "weight_decay", "max_length", "epochs", "max_steps", "precision", "attention_dropout")
-
-
-def schema_defaults() -> dict:
-    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
-    props = schema["properties"]["cross_encoder"]["properties"]
-    return {key: props[key]["default"] for key in TRAIN_KEYS}
 
 
 def main() -> None:
@@ -57,7 +49,8 @@ def main() -> None:
     from bicross import evaluate
     from bicross.models import model_slug
     from bicross.pipeline import rerank
-    from bicross.train_cross import train_cross
+    from bicross.train import run as train
+    from bicross.train.cross import Hparams
 
     torch.set_num_threads(args.threads)
     res = Path(args.results)
@@ -67,10 +60,11 @@ def main() -> None:
     bi_run = res / "iter0" / "bi" / "run" / "test.parquet"
     bi_table = pq.read_table(bi_run)
     bi = evaluate.evaluate_run(bi_table.filter(pc.less_equal(bi_table["rank"], args.depth)), qrels)
-    hp = schema_defaults()
+    hp = {}
     for item in args.set:
         key, value = item.split("=", 1)
         hp[key] = yaml.safe_load(value)
+    settings = Hparams.from_dict(hp)
     order = np.random.default_rng(args.seed).permutation(negatives.num_rows)
     with tempfile.TemporaryDirectory() as tmp:
         for queries in args.queries:
@@ -81,14 +75,15 @@ def main() -> None:
                 out = Path(tmp) / "model"
                 shutil.rmtree(out, ignore_errors=True)
                 start = time.perf_counter()
-                summary = train_cross(str(subset), str(tokens / "queries" / "train.parquet"),
-                                      str(tokens / "corpus.parquet"), str(out), str(out) + ".checkpoints",
-                                      {**hp, "model": args.model, "epochs": epochs, "seed": args.seed,
-                                       "checkpoint_every": 10 ** 9})
+                inputs = {"negatives": str(subset), "queries": str(tokens / "queries" / "train.parquet"),
+                          "corpus": str(tokens / "corpus.parquet")}
+                summary = train("cross", inputs, str(out), str(out) + ".checkpoints",
+                                {**hp, "model": args.model, "epochs": epochs, "seed": args.seed,
+                                 "checkpoint_every": 10 ** 9})
                 train_seconds = time.perf_counter() - start
                 run = Path(tmp) / "run.parquet"
                 rerank(str(out), str(bi_run), str(tokens / "queries" / "test.parquet"), str(tokens / "corpus.parquet"),
-                       str(run), depth=args.depth, max_length=hp["max_length"], precision=hp["precision"],
+                       str(run), depth=args.depth, max_length=settings.max_length, precision=settings.precision,
                        threads=args.threads)
                 cross = evaluate.evaluate_run(pq.read_table(run), qrels)
                 print(json.dumps({

@@ -102,7 +102,7 @@ def run_bicross(args, paths: dict, work: Path) -> dict:
                "precision": args.precision, "attention_dropout": 0.0, "checkpoint_every": 10**6,
                "log_every": 10, "seed": args.seed}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_machines", "1", "--num_processes", "1",
-           "--cpu", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "bicross.train_cross",
+           "--cpu", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "bicross.train", "cross",
            "--negatives", paths["negatives"], "--queries", paths["queries"], "--corpus", paths["corpus"],
            "--out", str(out), "--checkpoints", str(work / "bicross-checkpoints"), "--hparams", json.dumps(hparams),
            "--threads", str(args.threads)]

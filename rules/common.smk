@@ -154,6 +154,15 @@ MUTUAL = STS["mutual"] if TASK == "sts" else None
 FAMILIES = ["", "_b"] if MUTUAL else [""]
 
 
+wildcard_constraints:
+    fam=f"(?:{one_of(FAMILIES)})",  # may be empty (the first family), so never the bare "" of no constraint
+
+
+def family(wildcards):
+    """The model family of a job: its `fam` wildcard ("" or "_b")."""
+    return getattr(wildcards, "fam", "")
+
+
 def initial_model(kind, fam=""):
     """The configured starting model of a family: kind "bi" or "cross"."""
     if fam:
@@ -167,8 +176,9 @@ def bi_model(k, fam=""):
     return initial_model("bi", fam) if k == 0 else f"{RES}/iter{k}/bi{fam}/model"
 
 
-def bi_model_input(wildcards, fam=""):
+def bi_model_input(wildcards):
     """Bi-encoder k's folder as an input, so a retrained model re-encodes (nothing for k = 0)."""
+    fam = family(wildcards)
     return [] if int(wildcards.k) == 0 else [bi_model(wildcards.k, fam)]
 
 
@@ -194,67 +204,59 @@ def prev(wildcards):
     return int(wildcards.k) - 1
 
 
-def cross_init(wildcards, fam=""):
+def cross_init(wildcards):
     """Cross-encoder k starts from the configured model, or (init: warm) from cross-encoder k-1."""
+    fam = family(wildcards)
     k = int(wildcards.k)
     return f"{RES}/iter{k - 1}/cross{fam}/model" if CROSS["init"] == "warm" and k > 1 else initial_model("cross", fam)
 
 
-def cross_init_input(wildcards, fam=""):
-    init = cross_init(wildcards, fam)
+def cross_init_input(wildcards):
+    init = cross_init(wildcards)
     return [init] if init.startswith(RES) else []
 
 
 def for_iteration(section, key, k):
-    """A config value for iteration k, taking a per-iteration override list into account."""
-    values = config["overrides"].get(section, {}).get(key)
-    if values is None:
-        return config[section][key]
-    return values[min(int(k), len(values)) - 1]
+    from bicross.runconfig import for_iteration as value
+
+    return value(config, section, key, k)
 
 
 def _check_overrides():
-    for section, keys in config["overrides"].items():
-        unknown = sorted(set(keys) - set(config[section]))
-        if unknown:
-            raise ValueError(f"config overrides.{section} names {unknown}, not keys of {section}")
+    from bicross.runconfig import check_overrides
+
+    check_overrides(config)
 
 
 _check_overrides()
 
 
-TRAIN_KEYS = ("batch_size", "gradient_accumulation", "learning_rate", "warmup_ratio", "weight_decay", "epochs",
-              "max_steps", "precision", "gradient_checkpointing", "attention_dropout", "checkpoint_every", "log_every")
+def recipe(role):
+    """The training recipe of a role ("cross" or "bi") in this task (bicross.train)."""
+    from bicross.train import recipe_for
+
+    return recipe_for(TASK, role)
 
 
-def cross_hparams(wildcards, fam=""):
-    if TASK == "sts":
-        hparams = {"model": cross_init(wildcards, fam), "seed": config["seed"] + int(wildcards.k) + (500 if fam else 0),
-                   **{key: for_iteration("cross_encoder", key, wildcards.k) for key in (*TRAIN_KEYS, "max_length")},
-                   "loss": for_iteration("sts", "cross_loss", wildcards.k),
-                   "label_transform": for_iteration("sts", "label_transform", wildcards.k),
-                   "label_sharpen": for_iteration("sts", "label_sharpen", wildcards.k)}
-        if hparams["loss"] == "cosent":  # only then, so runs made before the option stay up to date
-            hparams["cosent_scale"] = STS["cosent_scale"]
-    else:
-        keys = ("train_group_size", "batch_size", "gradient_accumulation", "learning_rate", "warmup_ratio",
-                "weight_decay", "max_length", "epochs", "max_steps", "precision", "gradient_checkpointing",
-                "attention_dropout", "checkpoint_every", "log_every")
-        hparams = {"model": cross_init(wildcards), "seed": config["seed"] + int(wildcards.k),
-                   **{key: for_iteration("cross_encoder", key, wildcards.k) for key in keys}}
-    head_lr = for_iteration("cross_encoder", "head_learning_rate", wildcards.k)
-    if head_lr is not None:  # only when set, so runs made before the option stay up to date
-        hparams["head_learning_rate"] = head_lr
-    return hparams
+def train_hparams(role, wildcards, model):
+    """A training job's hyperparameters: the recipe's config sections at iteration k (bicross.train)."""
+    from bicross.train import hparams_for
+
+    return hparams_for(config, recipe(role), int(wildcards.k), model=model, family=family(wildcards))
 
 
-def distill_init(wildcards, fam=""):
+def cross_hparams(wildcards):
+    return train_hparams("cross", wildcards, cross_init(wildcards))
+
+
+def distill_init(wildcards):
     """Bi-encoder k starts from bi-encoder k-1 (warm) or from the initial model (fresh)."""
+    fam = family(wildcards)
     return bi_model(int(wildcards.k) - 1, fam) if DISTILL["init"] == "warm" else bi_model(0, fam)
 
 
-def distill_init_input(wildcards, fam=""):
-    init = distill_init(wildcards, fam)
+def distill_init_input(wildcards):
+    init = distill_init(wildcards)
     return [init] if init.startswith(RES) else []
 
 
@@ -262,32 +264,13 @@ def bi_self_weight(wildcards):
     return float(for_iteration("sts", "bi_self_weight", wildcards.k)) if TASK == "sts" else 0.0
 
 
-def distill_hparams(wildcards, fam=""):
-    if TASK == "sts":
-        hparams = {"model": distill_init(wildcards, fam),
-                   "seed": config["seed"] + 1000 + int(wildcards.k) + (500 if fam else 0),
-                   "pooling": config["bi_encoder"]["pooling"], "normalize": config["bi_encoder"]["normalize"],
-                   "max_length": STS["max_length"],
-                   **{key: for_iteration("distill", key, wildcards.k) for key in TRAIN_KEYS}}
-        if STS["bi_loss"] != "mse":  # only when set, so runs made before the option stay up to date
-            hparams.update(loss=STS["bi_loss"], cosent_scale=STS["cosent_scale"])
-        w = bi_self_weight(wildcards)
-        if w:  # only when set, so runs made before the option stay up to date
-            hparams["label_weights"] = [(1 - w) / len(FAMILIES)] * len(FAMILIES) + [w]
-        return hparams
-    keys = ("group_size", "batch_size", "gradient_accumulation", "learning_rate", "warmup_ratio",
-            "weight_decay", "epochs", "max_steps", "precision", "gradient_checkpointing", "attention_dropout",
-            "loss", "teacher_temperature", "student_temperature", "kl_weight", "inbatch_weight",
-            "checkpoint_every", "log_every")
-    return {"model": distill_init(wildcards), "seed": config["seed"] + 1000 + int(wildcards.k),
-            "pooling": config["bi_encoder"]["pooling"], "normalize": config["bi_encoder"]["normalize"],
-            "query_max_length": config["tokenize"]["query_max_length"],
-            "doc_max_length": config["tokenize"]["doc_max_length"],
-            **{key: for_iteration("distill", key, wildcards.k) for key in keys}}
+def distill_hparams(wildcards):
+    return train_hparams("bi", wildcards, distill_init(wildcards))
 
 
-def gate_file(wildcards, fam=""):
+def gate_file(wildcards):
     """The teacher gate's decision that bi-encoder k's distillation follows (none without validation)."""
+    fam = family(wildcards)
     return {"gate": f"{RES}/iter{wildcards.k}/gate/bi{fam}.json"} if VAL_SPLIT else {}
 
 
@@ -307,10 +290,10 @@ def gate_files():
     return expand(f"{RES}/iter{{k}}/gate/bi{{f}}.json", k=range(1, ITERATIONS + 1), f=FAMILIES) if VAL_SPLIT else []
 
 
-def cross_train_inputs(wildcards, fam=""):
+def cross_train_inputs(wildcards):
     """retrieval: mined groups and tokens; sts: the unlabelled pairs and the scores of them by bi-encoder
     k-1 (by each family's bi-encoder k-1 with sts.mutual: the trainer averages them)."""
-    init = {"init": cross_init_input(wildcards, fam)}
+    init = {"init": cross_init_input(wildcards)}
     if TASK == "sts":
         return {"pairs": f"{RES}/data/pairs/{TRAIN_PAIRS}.parquet",
                 "labels": [f"{RES}/iter{prev(wildcards)}/bi{f}/scores/{TRAIN_PAIRS}.parquet" for f in FAMILIES],
@@ -320,10 +303,11 @@ def cross_train_inputs(wildcards, fam=""):
             "corpus": f"{RES}/tokens/{CROSS_TOK}/corpus.parquet", **init}
 
 
-def distill_inputs(wildcards, fam=""):
+def distill_inputs(wildcards):
     """retrieval: teacher scores, qrels and tokens; sts: the unlabelled pairs and cross-encoder k's scores
     (each family's, averaged, with sts.mutual)."""
-    init = {"init": distill_init_input(wildcards, fam), **gate_file(wildcards, fam)}
+    fam = family(wildcards)
+    init = {"init": distill_init_input(wildcards), **gate_file(wildcards)}
     if TASK == "sts":
         labels = [f"{RES}/iter{wildcards.k}/cross{f}/scores/{TRAIN_PAIRS}.parquet" for f in FAMILIES]
         if bi_self_weight(wildcards):  # and the bi-encoder's own scores (bi-encoder k-1 of its family)
@@ -347,8 +331,6 @@ def _index_settings():
 
 # retrieve.index: flat searches the embeddings exactly; ivf/hnsw build one index per shard (build_index)
 INDEX = _index_settings()
-# retrieve's extra params: none for flat, so exact runs made before the index option stay up to date
-INDEX_SEARCH = {"search": INDEX.search_params()} if INDEX.approximate else {}
 
 
 def index_paths(k):

@@ -18,21 +18,24 @@ rule mine_negatives:
         "../workflow/scripts/mine_negatives.py"
 
 
+# One rule per role for every model family ({fam}: "" or, with sts.mutual, "_b"); the recipe is the
+# task's (bicross.train), its hyperparameters the config's sections at iteration k.
 rule train_cross:
     input:
         unpack(cross_train_inputs),  # per task: mined groups (retrieval) or scored pairs (sts)
     output:
-        directory(f"{RES}/iter{{k}}/cross/model"),
+        directory(f"{RES}/iter{{k}}/cross{{fam}}/model"),
     log:
-        f"{RES}/logs/train_cross/iter{{k}}.log",
+        f"{RES}/logs/train_cross/iter{{k}}{{fam}}.log",
     params:
+        recipe=recipe("cross"),
         hparams=cross_hparams,
         checkpoints=lambda w, output: f"{output[0]}.checkpoints",
     threads: 4
     resources:
         gpu=0,  # CPU unless the profile's set-resources says otherwise
     benchmark:
-        f"{RES}/benchmarks/train_cross/iter{{k}}.tsv"
+        f"{RES}/benchmarks/train_cross/iter{{k}}{{fam}}.tsv"
     conda:
         CONDA_ENV
     script:
@@ -41,7 +44,7 @@ rule train_cross:
 
 rule rerank:
     input:
-        model=rules.train_cross.output[0],
+        model=f"{RES}/iter{{k}}/cross/model",
         run=lambda w: f"{RES}/iter{prev(w)}/bi/run/{w.split}.parquet",
         queries=f"{RES}/tokens/{CROSS_TOK}/queries/{{split}}.parquet",
         corpus=f"{RES}/tokens/{CROSS_TOK}/corpus.parquet",
@@ -67,7 +70,7 @@ rule rerank:
 
 rule score_teacher:
     input:
-        model=rules.train_cross.output[0],
+        model=f"{RES}/iter{{k}}/cross/model",
         run=lambda w: f"{RES}/iter{prev(w)}/bi/run/{TRAIN_SPLIT}.parquet",
         qrels=f"{RES}/data/qrels/{TRAIN_SPLIT}.parquet",
         queries=f"{RES}/tokens/{CROSS_TOK}/queries/{TRAIN_SPLIT}.parquet",

@@ -78,7 +78,7 @@ rule retrieve:
         f"{RES}/logs/retrieve/iter{{k}}-{{split}}.log",
     params:
         depth=config["retrieve"]["depth"],
-        **INDEX_SEARCH,
+        search=INDEX.search_params(),
     threads: 4
     benchmark:
         f"{RES}/benchmarks/retrieve/iter{{k}}-{{split}}.tsv"

@@ -63,7 +63,7 @@ rule augment_pairs:
         "../workflow/scripts/augment_pairs.py"
 
 
-# Scoring jobs per encoder: one for the evaluated splits, and one per split that something downstream
+# Scoring jobs per encoder (of every family, {fam}): one for the evaluated splits, and one per split that something downstream
 # trains or decides on (score_split_*): the training pairs (the next step's labels; not for the last
 # bi-encoder) and the validation split (the teacher gate's input). Adding an evaluation set scores and
 # evaluates it and retrains nothing.
@@ -72,12 +72,12 @@ rule score_pairs_bi:
         model=bi_model_input,
         pairs=expand(f"{RES}/data/pairs/{{split}}.parquet", split=SCORED_SPLITS),
     output:
-        expand(f"{RES}/iter{{{{k}}}}/bi/scores/{{split}}.parquet", split=SCORED_SPLITS),
+        expand(f"{RES}/iter{{{{k}}}}/bi{{{{fam}}}}/scores/{{split}}.parquet", split=SCORED_SPLITS),
     log:
-        f"{RES}/logs/score_pairs_bi/iter{{k}}.log",
+        f"{RES}/logs/score_pairs_bi/iter{{k}}{{fam}}.log",
     params:
         encoder="bi",
-        model=lambda w: bi_model(w.k),
+        model=lambda w: bi_model(w.k, w.fam),
         max_length=STS["max_length"],
         batch_size=config["encode"]["batch_size"],
         precision=config["encode"]["precision"],
@@ -87,7 +87,7 @@ rule score_pairs_bi:
     resources:
         gpu=0,  # CPU unless the profile's set-resources says otherwise
     benchmark:
-        f"{RES}/benchmarks/score_pairs_bi/iter{{k}}.tsv"
+        f"{RES}/benchmarks/score_pairs_bi/iter{{k}}{{fam}}.tsv"
     conda:
         CONDA_ENV
     script:
@@ -99,45 +99,45 @@ use rule score_pairs_bi as score_split_bi with:
         model=bi_model_input,
         pairs=[f"{RES}/data/pairs/{{one}}.parquet"],
     output:
-        f"{RES}/iter{{k}}/bi/scores/{{one}}.parquet",
+        f"{RES}/iter{{k}}/bi{{fam}}/scores/{{one}}.parquet",
     log:
-        f"{RES}/logs/score_split_bi/iter{{k}}-{{one}}.log",
+        f"{RES}/logs/score_split_bi/iter{{k}}{{fam}}-{{one}}.log",
     benchmark:
-        f"{RES}/benchmarks/score_split_bi/iter{{k}}-{{one}}.tsv"
+        f"{RES}/benchmarks/score_split_bi/iter{{k}}{{fam}}-{{one}}.tsv"
     wildcard_constraints:
         one=one_of(SINGLE_SPLITS),
 
 
 use rule score_pairs_bi as score_pairs_cross with:
     input:
-        model=f"{RES}/iter{{k}}/cross/model",
+        model=f"{RES}/iter{{k}}/cross{{fam}}/model",
         pairs=expand(f"{RES}/data/pairs/{{split}}.parquet", split=SCORED_SPLITS),
     output:
-        expand(f"{RES}/iter{{{{k}}}}/cross/scores/{{split}}.parquet", split=SCORED_SPLITS),
+        expand(f"{RES}/iter{{{{k}}}}/cross{{{{fam}}}}/scores/{{split}}.parquet", split=SCORED_SPLITS),
     log:
-        f"{RES}/logs/score_pairs_cross/iter{{k}}.log",
+        f"{RES}/logs/score_pairs_cross/iter{{k}}{{fam}}.log",
     params:
         encoder="cross",
-        model=lambda w: f"{RES}/iter{w.k}/cross/model",
+        model=lambda w, input: input.model,
         max_length=CROSS["max_length"],
         batch_size=CROSS["score_batch_size"],
         precision=CROSS["precision"],
         pooling="auto",
         normalize="auto",
     benchmark:
-        f"{RES}/benchmarks/score_pairs_cross/iter{{k}}.tsv"
+        f"{RES}/benchmarks/score_pairs_cross/iter{{k}}{{fam}}.tsv"
 
 
 use rule score_pairs_cross as score_split_cross with:
     input:
-        model=f"{RES}/iter{{k}}/cross/model",
+        model=f"{RES}/iter{{k}}/cross{{fam}}/model",
         pairs=[f"{RES}/data/pairs/{{one}}.parquet"],
     output:
-        f"{RES}/iter{{k}}/cross/scores/{{one}}.parquet",
+        f"{RES}/iter{{k}}/cross{{fam}}/scores/{{one}}.parquet",
     log:
-        f"{RES}/logs/score_split_cross/iter{{k}}-{{one}}.log",
+        f"{RES}/logs/score_split_cross/iter{{k}}{{fam}}-{{one}}.log",
     benchmark:
-        f"{RES}/benchmarks/score_split_cross/iter{{k}}-{{one}}.tsv"
+        f"{RES}/benchmarks/score_split_cross/iter{{k}}{{fam}}-{{one}}.tsv"
     wildcard_constraints:
         one=one_of(SINGLE_SPLITS),
 
@@ -188,6 +188,7 @@ use rule train_cross as train_cross_supervised with:
     log:
         f"{RES}/logs/train_cross/supervised.log",
     params:
+        recipe=recipe("cross"),
         hparams=lambda w: cross_hparams(SimpleNamespace(k="1")),  # fresh from cross_encoder.model
         checkpoints=lambda w, output: f"{output[0]}.checkpoints",
     benchmark:
@@ -202,14 +203,6 @@ use rule score_pairs_cross as score_pairs_supervised with:
         expand(f"{RES}/supervised/cross/scores/{{split}}.parquet", split=EVAL_SPLITS),
     log:
         f"{RES}/logs/score_pairs_cross/supervised.log",
-    params:
-        encoder="cross",
-        model=lambda w, input: input.model,
-        max_length=CROSS["max_length"],
-        batch_size=CROSS["score_batch_size"],
-        precision=CROSS["precision"],
-        pooling="auto",
-        normalize="auto",
     benchmark:
         f"{RES}/benchmarks/score_pairs_cross/supervised.tsv"
 
@@ -226,97 +219,3 @@ use rule evaluate_sts as evaluate_supervised with:
         iteration=0,
         encoder="cross-supervised",
         splits=EVAL_SPLITS,
-
-
-# sts.mutual: the second family's copies of the loop's rules (its labels come from both families).
-if MUTUAL:
-
-    use rule train_cross as train_cross_b with:
-        input:
-            unpack(lambda w: cross_train_inputs(w, "_b")),
-        output:
-            directory(f"{RES}/iter{{k}}/cross_b/model"),
-        log:
-            f"{RES}/logs/train_cross/iter{{k}}-b.log",
-        params:
-            hparams=lambda w: cross_hparams(w, "_b"),
-            checkpoints=lambda w, output: f"{output[0]}.checkpoints",
-        benchmark:
-            f"{RES}/benchmarks/train_cross/iter{{k}}-b.tsv"
-
-    use rule distill_bi as distill_bi_b with:
-        input:
-            unpack(lambda w: distill_inputs(w, "_b")),
-        output:
-            directory(f"{RES}/iter{{k}}/bi_b/model"),
-        log:
-            f"{RES}/logs/distill_bi/iter{{k}}-b.log",
-        params:
-            hparams=lambda w: distill_hparams(w, "_b"),
-            checkpoints=lambda w, output: f"{output[0]}.checkpoints",
-        benchmark:
-            f"{RES}/benchmarks/distill_bi/iter{{k}}-b.tsv"
-
-    use rule score_pairs_bi as score_pairs_bi_b with:
-        input:
-            model=lambda w: bi_model_input(w, "_b"),
-            pairs=expand(f"{RES}/data/pairs/{{split}}.parquet", split=SCORED_SPLITS),
-        output:
-            expand(f"{RES}/iter{{{{k}}}}/bi_b/scores/{{split}}.parquet", split=SCORED_SPLITS),
-        log:
-            f"{RES}/logs/score_pairs_bi/iter{{k}}-b.log",
-        params:
-            encoder="bi",
-            model=lambda w: bi_model(w.k, "_b"),
-            max_length=STS["max_length"],
-            batch_size=config["encode"]["batch_size"],
-            precision=config["encode"]["precision"],
-            pooling=config["bi_encoder"]["pooling"],
-            normalize=config["bi_encoder"]["normalize"],
-        benchmark:
-            f"{RES}/benchmarks/score_pairs_bi/iter{{k}}-b.tsv"
-
-    use rule score_pairs_bi_b as score_split_bi_b with:
-        input:
-            model=lambda w: bi_model_input(w, "_b"),
-            pairs=[f"{RES}/data/pairs/{{one}}.parquet"],
-        output:
-            f"{RES}/iter{{k}}/bi_b/scores/{{one}}.parquet",
-        log:
-            f"{RES}/logs/score_split_bi/iter{{k}}-b-{{one}}.log",
-        benchmark:
-            f"{RES}/benchmarks/score_split_bi/iter{{k}}-b-{{one}}.tsv"
-        wildcard_constraints:
-            one=one_of(SINGLE_SPLITS),
-
-    use rule score_pairs_cross as score_pairs_cross_b with:
-        input:
-            model=f"{RES}/iter{{k}}/cross_b/model",
-            pairs=expand(f"{RES}/data/pairs/{{split}}.parquet", split=SCORED_SPLITS),
-        output:
-            expand(f"{RES}/iter{{{{k}}}}/cross_b/scores/{{split}}.parquet", split=SCORED_SPLITS),
-        log:
-            f"{RES}/logs/score_pairs_cross/iter{{k}}-b.log",
-        params:
-            encoder="cross",
-            model=lambda w: f"{RES}/iter{w.k}/cross_b/model",
-            max_length=CROSS["max_length"],
-            batch_size=CROSS["score_batch_size"],
-            precision=CROSS["precision"],
-            pooling="auto",
-            normalize="auto",
-        benchmark:
-            f"{RES}/benchmarks/score_pairs_cross/iter{{k}}-b.tsv"
-
-    use rule score_pairs_cross_b as score_split_cross_b with:
-        input:
-            model=f"{RES}/iter{{k}}/cross_b/model",
-            pairs=[f"{RES}/data/pairs/{{one}}.parquet"],
-        output:
-            f"{RES}/iter{{k}}/cross_b/scores/{{one}}.parquet",
-        log:
-            f"{RES}/logs/score_split_cross/iter{{k}}-b-{{one}}.log",
-        benchmark:
-            f"{RES}/benchmarks/score_split_cross/iter{{k}}-b-{{one}}.tsv"
-        wildcard_constraints:
-            one=one_of(SINGLE_SPLITS),

@@ -73,7 +73,9 @@ def test_uniform_guesses_equal_the_losses_of_constant_scores():
 
 
 def test_cosent_uniform_counts_ordered_pairs():
-    from bicross.sts.train import cosent_loss
+    from bicross.losses import CoSENT
+
+    cosent_loss = CoSENT()
 
     labels = np.array([0.1, 0.4, 0.9, 0.6, 0.6, 0.2])
     # one batch of everything: 14 ordered pairs (15 pairs, one tie) and constant scores give log(1 + 14)

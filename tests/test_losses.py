@@ -66,3 +66,37 @@ def test_bad_layouts_are_errors():
         as_groups(torch.zeros(2, 4), 8)
     with pytest.raises(ValueError):
         as_groups(torch.zeros(2, 2, 2), 2)
+
+
+def test_cosent_matches_its_definition_and_ignores_the_targets_scale():
+    import math
+
+    import torch
+
+    from bicross.losses import CoSENT
+
+    cosent_loss = CoSENT(20.0)
+    cosine = torch.tensor([0.9, 0.2, 0.5, 0.4])
+    labels = torch.tensor([0.8, 0.1, 0.3, 0.3])  # a tie: pairs 2 and 3 do not count against each other
+    terms = [math.exp(20 * (cosine[j] - cosine[i]).item())
+             for i in range(4) for j in range(4) if labels[i] > labels[j]]
+    assert cosent_loss(cosine, labels).item() == pytest.approx(math.log(1 + sum(terms)), rel=1e-5)
+    # a monotone transform of the targets (a teacher on another scale) leaves the loss unchanged
+    assert cosent_loss(cosine, torch.sigmoid(5 * labels) * 3).item() == pytest.approx(cosent_loss(cosine, labels).item())
+    # cosines ranked like the targets by a wide margin: nothing left to learn
+    assert cosent_loss(torch.tensor([1.0, -1.0]), torch.tensor([0.6, 0.5])).item() < 1e-10
+    assert cosent_loss(torch.tensor([-1.0, 1.0]), torch.tensor([0.6, 0.5])).item() == pytest.approx(40, rel=1e-3)
+
+
+def test_pair_bce_and_mse_match_hand_computed_values():
+    import math
+
+    from bicross.losses import PairBCE, PairMSE
+
+    logits, labels = torch.tensor([0.0, 2.0, -1.0]), torch.tensor([0.5, 1.0, 0.25])
+    sig = [1 / (1 + math.exp(-x)) for x in (0.0, 2.0, -1.0)]
+    by_hand = -sum(y * math.log(p) + (1 - y) * math.log(1 - p) for p, y in zip(sig, (0.5, 1.0, 0.25), strict=True)) / 3
+    assert PairBCE()(logits, labels).item() == pytest.approx(by_hand, rel=1e-6)
+    assert PairMSE()(torch.tensor([0.9, 0.1]), torch.tensor([0.5, 0.4])).item() == pytest.approx((0.16 + 0.09) / 2)
+    # bf16 predictions are upcast: the loss is computed in float32
+    assert PairMSE()(torch.tensor([0.9, 0.1], dtype=torch.bfloat16), torch.tensor([0.5, 0.4])).dtype == torch.float32

@@ -33,7 +33,7 @@ def profile_block(profile: str, block: str) -> set[str]:
 def test_the_gpu_rules_are_found():
     rules = gpu_rules()
     assert {"encode_corpus", "train_cross", "distill_bi", "score_pairs_bi", "score_pairs_cross",
-            "train_cross_supervised", "train_cross_b", "distill_bi_b"} <= rules
+            "train_cross_supervised"} <= rules
 
 
 @pytest.mark.parametrize("profile", ["default", "slurm"])

@@ -35,33 +35,14 @@ def test_unknown_transform_is_an_error():
         transform_labels(np.array([0.1]), "square")
 
 
-def test_cosent_matches_its_definition_and_ignores_the_targets_scale():
-    import math
-
-    import torch
-
-    from bicross.sts.train import cosent_loss
-
-    cosine = torch.tensor([0.9, 0.2, 0.5, 0.4])
-    labels = torch.tensor([0.8, 0.1, 0.3, 0.3])  # a tie: pairs 2 and 3 do not count against each other
-    terms = [math.exp(20 * (cosine[j] - cosine[i]).item())
-             for i in range(4) for j in range(4) if labels[i] > labels[j]]
-    assert cosent_loss(cosine, labels).item() == pytest.approx(math.log(1 + sum(terms)), rel=1e-5)
-    # a monotone transform of the targets (a teacher on another scale) leaves the loss unchanged
-    assert cosent_loss(cosine, torch.sigmoid(5 * labels) * 3).item() == pytest.approx(cosent_loss(cosine, labels).item())
-    # cosines ranked like the targets by a wide margin: nothing left to learn
-    assert cosent_loss(torch.tensor([1.0, -1.0]), torch.tensor([0.6, 0.5])).item() < 1e-10
-    assert cosent_loss(torch.tensor([-1.0, 1.0]), torch.tensor([0.6, 0.5])).item() == pytest.approx(40, rel=1e-3)
-
-
 def test_unknown_bi_loss_is_a_config_error():
     from bicross.errors import ConfigError
-    from bicross.sts.train import resolve_hparams
+    from bicross.train import sts_bi, sts_cross
 
     with pytest.raises(ConfigError, match="mse or cosent"):
-        resolve_hparams("bi", {"loss": "kl"})
+        sts_bi.Hparams.from_dict({"loss": "kl"})
     with pytest.raises(ConfigError, match="bce, mse or cosent"):
-        resolve_hparams("cross", {"loss": "kl"})
+        sts_cross.Hparams.from_dict({"loss": "kl"})
 
 
 def _scores(path, ids, values):
@@ -126,11 +107,9 @@ def test_cross_score_is_symmetric_mean_of_both_orders(tiny_cross_init, tmp_path)
 
     from bicross.score import CrossEncoder
     from bicross.sts.score import cross_symmetric
-    from bicross.train_cross import load_cross_init
-
-    model, tokenizer = load_cross_init(str(tiny_cross_init))  # a new 1-logit head
-    model.save_pretrained(tmp_path)
-    tokenizer.save_pretrained(tmp_path)
+    fresh = CrossEncoder.for_training(str(tiny_cross_init))  # a new 1-logit head
+    fresh.model.save_pretrained(tmp_path)
+    fresh.tokenizer.save_pretrained(tmp_path)
     cross = CrossEncoder(str(tmp_path))
     a, b = ["alpha beta gamma", "river stone"], ["delta", "cloud forest garden"]
     kw = {"max_length": 32, "batch_size": 4, "device": torch.device("cpu"), "dtype": torch.float32}

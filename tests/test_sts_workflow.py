@@ -282,9 +282,9 @@ def test_mutual_distillation_averages_two_families(tmp_path):
     assert "best cross_b on dev" in proc.stdout
     # each direction's labels are both families' scores: the trainers were given both files
     for log, teachers in (("train_cross/iter1.log", ("iter0/bi/scores", "iter0/bi_b/scores")),
-                          ("train_cross/iter1-b.log", ("iter0/bi/scores", "iter0/bi_b/scores")),
+                          ("train_cross/iter1_b.log", ("iter0/bi/scores", "iter0/bi_b/scores")),
                           ("distill_bi/iter1.log", ("iter1/cross/scores", "iter1/cross_b/scores")),
-                          ("distill_bi/iter1-b.log", ("iter1/cross/scores", "iter1/cross_b/scores"))):
+                          ("distill_bi/iter1_b.log", ("iter1/cross/scores", "iter1/cross_b/scores"))):
         text = (res / "logs" / log).read_text()
         assert all(f"{t}/unlabelled.parquet" in text for t in teachers), log
     hp = json.loads((res / "iter1" / "bi_b" / "model" / "training.json").read_text())["hparams"]

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from bicross.schemas import QRELS, TEACHER, write_table
-from bicross.train_bi import TeacherGroups
+from bicross.train.distill import TeacherGroups
 
 HP = {"group_size": 4, "batch_size": 4, "max_steps": 5, "checkpoint_every": 2, "learning_rate": 1e-3,
       "precision": "fp32", "query_max_length": 16, "doc_max_length": 48, "seed": 3}
@@ -55,7 +55,7 @@ def test_groups_put_a_positive_first_with_its_teacher_scores(distill_data):
 
 
 def _run(data, out, hp, model, extra=(), check=True):
-    cmd = [sys.executable, "-m", "bicross.train_bi", "--teacher", str(data["teacher"]), "--qrels",
+    cmd = [sys.executable, "-m", "bicross.train", "distill", "--teacher", str(data["teacher"]), "--qrels",
            str(data["qrels"]), "--queries", str(data["queries"]), "--corpus", str(data["corpus"]),
            "--out", str(out), "--checkpoints", f"{out}.checkpoints", "--log", f"{out}.log",
            "--hparams", json.dumps({**hp, "model": str(model)}), *extra]

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ import torch
 
 from bicross.errors import ConfigError, InputError
 from bicross.launch import free_port
-from bicross.train_cross import DEFAULTS, CrossGroups, PairCollator, resolve_hparams
+from bicross.train.cross import CrossGroups, Hparams, PairCollator
 from bicross.training import (
     TrainConfig,
     _FirstN,
@@ -132,21 +133,22 @@ def test_unknown_document_is_an_input_error(tiny_cross_data, tmp_path):
 
 
 def test_hparams_defaults_and_typos():
-    hp = resolve_hparams({"epochs": 1})
-    assert hp["epochs"] == 1 and hp["train_group_size"] == 8 and hp["batch_size"] == 2
-    assert hp["max_length"] == 192 and hp["attention_dropout"] == 0.0
+    hp = Hparams.from_dict({"epochs": 1})
+    assert hp.epochs == 1 and hp.train_group_size == 8 and hp.batch_size == 2
+    assert hp.max_length == 192 and hp.attention_dropout == 0.0
+    defaults = asdict(Hparams())
     import yaml
     from conftest import REPO
 
     schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
     props = schema["properties"]["cross_encoder"]["properties"]
-    for key in set(props) & set(DEFAULTS):  # what a user gets from the workflow and from the module alike
-        assert DEFAULTS[key] == props[key]["default"], key
-    assert DEFAULTS["checkpoint_every"] == 200 and DEFAULTS["precision"] == "auto"
+    for key in set(props) & set(defaults):  # what a user gets from the workflow and from the module alike
+        assert defaults[key] == props[key]["default"], key
+    assert defaults["checkpoint_every"] == 200 and defaults["precision"] == "auto"
     with pytest.raises(ConfigError, match="learnig_rate"):
-        resolve_hparams({"learnig_rate": 1e-5})
+        Hparams.from_dict({"learnig_rate": 1e-5})
     with pytest.raises(ConfigError):
-        resolve_hparams({"train_group_size": 1})
+        Hparams.from_dict({"train_group_size": 1})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -186,7 +188,7 @@ def test_head_learning_rate_only_for_the_new_head(tiny_cross_init):
     model = AutoModelForSequenceClassification.from_pretrained(tiny_cross_init, num_labels=1)
     names = {id(p): n for n, p in model.named_parameters()}
     assert head_parameter_names(model) == {"classifier.weight", "classifier.bias"}
-    config = TrainConfig.from_dict(resolve_hparams({"learning_rate": 1e-4, "head_learning_rate": 1e-2}))
+    config = Hparams.from_dict({"learning_rate": 1e-4, "head_learning_rate": 1e-2})
     optimizer = make_optimizer(model, config, torch.device("cpu"))
     lr = {names[id(p)]: g["lr"] for g in optimizer.param_groups for p in g["params"]}
     decay = {names[id(p)]: g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
@@ -203,7 +205,7 @@ def test_head_learning_rate_only_for_the_new_head(tiny_cross_init):
     plain = make_optimizer(model, TrainConfig(learning_rate=1e-4), torch.device("cpu"))
     assert {g["lr"] for g in plain.param_groups} == {1e-4} and len(plain.param_groups) == 2
     assert head_parameter_names(AutoModel.from_pretrained(tiny_cross_init)) == set()
-    assert resolve_hparams({})["head_learning_rate"] == 1e-2
+    assert Hparams().head_learning_rate == 1e-2
     with pytest.raises(ConfigError, match="head_learning_rate"):
         TrainConfig(head_learning_rate=-1.0).validate()
 
@@ -238,7 +240,7 @@ def _launch(data, init, out: Path, hparams: dict, processes: int = 1, extra=(), 
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_machines", "1", "--mixed_precision", "no",
            "--dynamo_backend", "no", "--main_process_port", str(free_port())]
     cmd += ["--multi_gpu", "--num_processes", str(processes)] if processes > 1 else ["--cpu", "--num_processes", "1"]
-    cmd += ["-m", "bicross.train_cross", "--negatives", str(data["negatives"]), "--queries", str(data["queries"]),
+    cmd += ["-m", "bicross.train", "cross", "--negatives", str(data["negatives"]), "--queries", str(data["queries"]),
             "--corpus", str(data["corpus"]), "--out", str(out), "--checkpoints", f"{out}.checkpoints",
             "--hparams", json.dumps({"model": str(init), **hparams}), "--log", f"{out}.log", *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -351,7 +353,7 @@ def test_the_head_rate_is_for_a_new_head_only(tiny_cross_init, tmp_path):
     warm start from cross-encoder k-1) keeps its trained head, trained at learning_rate."""
     from transformers import AutoModelForSequenceClassification
 
-    from bicross.train_cross import head_is_new, head_rate_for
+    from bicross.train.cross import head_is_new, head_rate_for
     from bicross.training import TrainConfig
 
     saved = tmp_path / "cross"

@@ -51,11 +51,17 @@ def launch(module: str, args: list[str], gpus: int = 0, processes: int = 1, log_
         raise RuntimeError(f"{module} failed with exit code {proc.returncode}; see {log_path or 'the output above'}")
 
 
-def launch_rule_job(snakemake, module: str, args: list[str], gpus: list) -> None:
-    """A training rule's job: `module` with its input `args`, the rule's output, checkpoints and
-    hyperparameters, one process per assigned GPU (else the `cpu_processes` resource)."""
+def launch_rule_job(snakemake, gpus: list) -> None:
+    """A training rule's job: ``python -m bicross.train <recipe>`` with the rule's inputs that the
+    recipe takes, its output, checkpoints and hyperparameters; one process per assigned GPU (else the
+    `cpu_processes` resource)."""
+    from bicross.train import recipe
+
     p = snakemake.params
-    launch(module,
-           [*args, "--out", snakemake.output[0], "--checkpoints", p.checkpoints, "--hparams", json.dumps(p.hparams)],
-           gpus=len(gpus), processes=int(snakemake.resources.get("cpu_processes", 1)), log_path=snakemake.log[0],
-           threads=snakemake.threads)
+    args = [p.recipe]
+    for key in recipe(p.recipe).INPUTS:
+        value = snakemake.input[key]
+        args += [f"--{key}", *([value] if isinstance(value, str) else value)]
+    args += ["--out", snakemake.output[0], "--checkpoints", p.checkpoints, "--hparams", json.dumps(p.hparams)]
+    launch("bicross.train", args, gpus=len(gpus), processes=int(snakemake.resources.get("cpu_processes", 1)),
+           log_path=snakemake.log[0], threads=snakemake.threads)

@@ -10,7 +10,9 @@ Conventions shared by every loss here, so trainers can swap them:
 - scores are upcast to float32 before any softmax, so bf16/fp16 autocast does not change the loss.
 
 Teacher-driven losses (KL on softmax distributions, MarginMSE on score margins) for the bi-encoder take
-``(scores, teacher_scores)`` of the same layout and follow the same conventions.
+``(scores, teacher_scores)`` of the same layout and follow the same conventions. The pointwise losses
+of task sts (BCE, MSE, CoSENT) take one prediction per example, ``(batch,)``, and a target of the same
+shape (the teacher's label of that pair).
 """
 
 from __future__ import annotations
@@ -124,3 +126,54 @@ class InBatchCE(torch.nn.Module):
         scores = queries.float() @ docs.float().T / self.temperature
         target = torch.arange(queries.shape[0], device=scores.device) * group_size
         return F.cross_entropy(scores, target)
+
+
+class PairBCE(torch.nn.Module):
+    """Binary cross-entropy on logits against soft labels in [0, 1] (a cross-encoder learning a score).
+
+    Input: logits ``(batch,)`` and labels ``(batch,)``; with ``sigma`` the logistic function::
+
+        loss = -(1 / batch) * sum_i [ y_i * log sigma(x_i) + (1 - y_i) * log(1 - sigma(x_i)) ]
+
+    sentence-transformers' CrossEncoder with one label trains with this loss (BCEWithLogitsLoss).
+    """
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(logits.float().view(-1), labels.float().view(-1))
+
+
+class PairMSE(torch.nn.Module):
+    """Mean squared error between a prediction and its label (regression on a teacher's score).
+
+    Input: predictions ``(batch,)`` (a cosine, or sigmoid of a logit) and labels ``(batch,)``::
+
+        loss = (1 / batch) * sum_i (p_i - y_i)^2
+
+    On cosines this is sentence-transformers' CosineSimilarityLoss (Reimers and Gurevych 2019).
+    """
+
+    def forward(self, predictions: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(predictions.float().view(-1), labels.float().view(-1))
+
+
+class CoSENT(torch.nn.Module):
+    """CoSENT (Su 2022): rank the batch's predictions like their labels, whatever the labels' scale.
+
+    Input: predictions ``(batch,)`` (cosines, or sigmoid of logits) and labels ``(batch,)``; with a
+    scale ``lambda`` (20 in the paper and in sentence-transformers' CoSENTLoss)::
+
+        loss = log(1 + sum over pairs (i, j) with y_i > y_j of exp(lambda * (p_j - p_i)))
+
+    Zero gradient once the predictions rank like the labels by a margin; ties in the labels add no term.
+    """
+
+    def __init__(self, scale: float = 20.0):
+        super().__init__()
+        self.scale = float(scale)
+
+    def forward(self, predictions: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        p = predictions.float().view(-1)
+        diff = self.scale * (p[None, :] - p[:, None])  # [i, j] = lambda * (p_j - p_i)
+        wrong_way = labels.view(-1)[:, None] > labels.view(-1)[None, :]
+        diff = diff.masked_fill(~wrong_way, float("-inf"))
+        return torch.logsumexp(torch.cat([diff.new_zeros(1), diff.flatten()]), dim=0)

@@ -87,15 +87,30 @@ def load_tokenizer(name: str):
     return AutoTokenizer.from_pretrained(resolve_model_path(name))
 
 
-def load_bi_encoder(name: str, pooling: str = "auto", normalize: str | bool = "auto") -> BiEncoder:
-    """Load a bi-encoder; `pooling`/`normalize` = "auto" take the model's own sentence-transformers settings."""
+def dropout_overrides(config, attention_dropout: float) -> dict[str, float]:
+    """The config key(s) that set attention dropout: BERT-likes (MPNet too) and DistilBERT-likes name it
+    differently; a model with neither gets the BERT name."""
+    keys = [k for k in ("attention_probs_dropout_prob", "attention_dropout") if hasattr(config, k)]
+    return {k: float(attention_dropout) for k in keys or ["attention_probs_dropout_prob"]}
+
+
+def load_bi_encoder(name: str, pooling: str = "auto", normalize: str | bool = "auto",
+                    attention_dropout: float | None = None) -> BiEncoder:
+    """Load a bi-encoder; `pooling`/`normalize` = "auto" take the model's own sentence-transformers settings.
+
+    For inference the model is in eval mode; with `attention_dropout` (training) that dropout is set.
+    """
+    from transformers import AutoConfig
+
     path = resolve_model_path(name)
     cfg = read_pooling_config(path) if Path(path).is_dir() else PoolingConfig()
     if pooling != "auto":
         cfg.pooling = pooling
     if normalize != "auto":
         cfg.normalize = bool(normalize)
-    model = AutoModel.from_pretrained(path)
+    overrides = {} if attention_dropout is None else dropout_overrides(AutoConfig.from_pretrained(path),
+                                                                       attention_dropout)
+    model = AutoModel.from_pretrained(path, **overrides)
     model.eval()
     return BiEncoder(model=model, tokenizer=AutoTokenizer.from_pretrained(path), pooling=cfg)
 

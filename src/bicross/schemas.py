@@ -92,10 +92,6 @@ class AtomicParquetWriter:
             self._tmp.unlink(missing_ok=True)
 
 
-def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
-    return pq.read_table(path, columns=columns)
-
-
 def replace_dir(tmp: str | os.PathLike, out: str | os.PathLike) -> None:
     """Put the finished folder `tmp` at `out` by renames only, so `out` is never half-written."""
     tmp, out = Path(tmp), Path(out)

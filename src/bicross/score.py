@@ -1,4 +1,4 @@
-"""The one cross-encoder scorer: rerank runs, teacher scores and (later) STS labels all call it."""
+"""The one cross-encoder: rerank runs, teacher scores and STS scores call its scorer; training loads it too."""
 
 from __future__ import annotations
 
@@ -22,13 +22,31 @@ log = logging.getLogger("bicross.score")
 class CrossEncoder:
     """A sequence-classification model with one logit per (query, document) pair."""
 
-    def __init__(self, name: str):
-        path = resolve_model_path(name)
-        self.model = AutoModelForSequenceClassification.from_pretrained(path).eval()
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
+    def __init__(self, name: str, model=None, tokenizer=None):
+        if model is None:
+            path = resolve_model_path(name)
+            model = AutoModelForSequenceClassification.from_pretrained(path).eval()
+            tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model, self.tokenizer = model, tokenizer
         self.special = SpecialTokens.probe(self.tokenizer)
         if self.model.config.num_labels != 1:
             raise ValueError(f"{name}: a cross-encoder needs num_labels=1, got {self.model.config.num_labels}")
+
+    @classmethod
+    def for_training(cls, name: str, attention_dropout: float = 0.0,
+                     attn_implementation: str | None = None) -> CrossEncoder:
+        """The model to train: a saved cross-encoder as it is, or a new 1-logit head on an encoder (a
+        bi-encoder checkpoint), with the given attention dropout and kernel."""
+        from transformers import AutoConfig
+
+        from bicross.models import dropout_overrides
+
+        path = resolve_model_path(name)
+        overrides = {"num_labels": 1, **dropout_overrides(AutoConfig.from_pretrained(path), attention_dropout)}
+        if attn_implementation:
+            overrides["attn_implementation"] = attn_implementation
+        model = AutoModelForSequenceClassification.from_pretrained(path, ignore_mismatched_sizes=True, **overrides)
+        return cls(name, model, AutoTokenizer.from_pretrained(path))
 
     @torch.inference_mode()
     def score(

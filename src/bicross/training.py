@@ -1,6 +1,6 @@
-"""Reusable, loss-agnostic training machinery on top of `accelerate` (cross-encoder now, bi-encoder later).
+"""Reusable, loss-agnostic training machinery on top of `accelerate`, shared by every recipe (bicross.train).
 
-A trainer supplies a model, a map-style dataset with ``set_epoch(epoch)`` (its items for an epoch are a
+A recipe supplies a model, a map-style dataset with ``set_epoch(epoch)`` (its items for an epoch are a
 deterministic function of (seed, epoch)), a collate function and ``loss_fn(model, batch) -> scalar``
 (the mean over the micro-batch's examples); `train` does the rest:
 
@@ -53,33 +53,49 @@ POSITION_FILE = "position.json"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
+def setting(default: Any, help: str) -> Any:
+    """A hyperparameter: its default and a one-line help, the one place both live."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class TrainConfig:
-    """Optimisation settings shared by every trainer (the trainer's own keys live in its own config)."""
+    """Optimisation settings shared by every recipe; a recipe's dataclass extends them with its own."""
 
-    batch_size: int = 2  # examples per device per micro-batch
-    gradient_accumulation: int = 1
-    learning_rate: float = 5e-5
-    # parameters outside the model's base model (`base_model_prefix`: e.g. a new classification head);
-    # None: learning_rate like the rest
-    head_learning_rate: float | None = None
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    epochs: float = 3.0
-    max_steps: int | None = None  # overrides epochs when set
-    max_grad_norm: float | None = 1.0  # None or 0: no clipping
-    precision: str = "auto"
-    gradient_checkpointing: bool = False
-    checkpoint_every: int = 200  # optimizer steps
-    keep_checkpoints: int = 2
-    log_every: int = 10
-    seed: int = 42
+    model: str = setting("sentence-transformers/all-MiniLM-L6-v2", "model to start from: local folder or hub name")
+    batch_size: int = setting(2, "examples per device per micro-batch")
+    gradient_accumulation: int = setting(1, "micro-batches per optimizer step")
+    learning_rate: float = setting(5e-5, "peak AdamW learning rate (0 freezes the weights)")
+    head_learning_rate: float | None = setting(
+        None, "learning rate of the parameters outside the base model (a new head); null: learning_rate")
+    warmup_ratio: float = setting(0.1, "share of the steps with a linear warm-up, then linear decay")
+    weight_decay: float = setting(0.01, "AdamW weight decay (none on biases and norm weights)")
+    epochs: float = setting(3.0, "passes over the training examples")
+    max_steps: int | None = setting(None, "optimizer steps; overrides epochs when set")
+    max_grad_norm: float | None = setting(1.0, "gradient clipping norm; null or 0: no clipping")
+    precision: str = setting("auto", "auto | fp32 | bf16 | fp16 (auto: bf16 where the device runs it fast)")
+    gradient_checkpointing: bool = setting(False, "recompute activations in backward (less memory, slower)")
+    attention_dropout: float = setting(0.0, "attention dropout while training (0 is about 2x faster on CPU)")
+    checkpoint_every: int = setting(200, "optimizer steps between checkpoints (a restarted job resumes)")
+    keep_checkpoints: int = setting(2, "newest checkpoints kept")
+    log_every: int = setting(10, "optimizer steps between loss log lines")
+    seed: int = setting(42, "seed of the model's new weights, dropout and the data order")
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """The keys of `values` this class knows (the caller checks for unknown ones)."""
+    def from_dict(cls, values: dict[str, Any] | None) -> TrainConfig:
+        """`values` over the defaults, checked; an unknown key is a ConfigError (a typo must not pass)."""
+        values = dict(values or {})
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ConfigError(f"unknown {cls.__name__} hyperparameters {unknown}; known: {sorted(names)}")
+        config = cls(**values)
+        config.validate()
+        return config
+
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        return {f.name: f.metadata.get("help", "") for f in fields(cls)}
 
     def validate(self) -> None:
         for name in ("batch_size", "gradient_accumulation", "checkpoint_every", "keep_checkpoints", "log_every"):
@@ -160,15 +176,14 @@ def setup_accelerator(precision: str = "auto", seed: int = 42):
     return accelerator
 
 
-def start(hp: dict[str, Any], log_path: str | None = None):
-    """A trainer's first steps: its TrainConfig (checked), the accelerator, logging; logs `hp` once."""
-    config = TrainConfig.from_dict(hp)
+def start(config: TrainConfig, log_path: str | None = None):
+    """A recipe's first steps: the accelerator (precision, seeds) and logging; logs the settings once."""
     config.validate()
-    accelerator = setup_accelerator(hp["precision"], hp["seed"])
+    accelerator = setup_accelerator(config.precision, config.seed)
     configure_logging(accelerator, log_path)
     if accelerator.is_main_process:
-        log.info("hyperparameters %s", json.dumps(hp, sort_keys=True))
-    return accelerator, config
+        log.info("hyperparameters %s", json.dumps(asdict(config), sort_keys=True))
+    return accelerator
 
 
 def configure_logging(accelerator, log_path: str | None = None) -> None:

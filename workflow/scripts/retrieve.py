@@ -9,5 +9,5 @@ with rule_log(snakemake.log[0]):
         snakemake.output[0],
         threads=snakemake.threads,
         indexes=list(snakemake.input.get("indexes", [])),  # none for exact (flat) search
-        search=snakemake.params.get("search"),
+        search=snakemake.params.search,
     )

@@ -4,10 +4,5 @@ from bicross.gpus import job_gpus
 from bicross.launch import launch_rule_job
 from bicross.logs import rule_log
 
-i = snakemake.input
-if snakemake.config["task"] == "sts":
-    module, args = "bicross.sts.train", ["cross", "--pairs", i.pairs, "--labels", *i.labels]
-else:
-    module, args = "bicross.train_cross", ["--negatives", i.negatives, "--queries", i.queries, "--corpus", i.corpus]
 with rule_log(snakemake.log[0]), job_gpus(snakemake) as gpus:
-    launch_rule_job(snakemake, module, args, gpus)
+    launch_rule_job(snakemake, gpus)
