@@ -1,8 +1,12 @@
 """Loading models by local path or hub name, and the bi-encoder's pooling/normalisation settings.
 
 A hub name that an installed package ships offline resolves to that copy, so the default config
-runs with no network. Pooling and normalisation come from the model's sentence-transformers files
-(modules.json, 1_Pooling/config.json, a Normalize module), unless the config overrides them.
+runs with no network; one installed into the model cache (`bicross models install`, bicross.model_cache)
+resolves to that folder.
+Pooling and normalisation come from the model's sentence-transformers files (modules.json,
+1_Pooling/config.json, a Normalize module), unless the config overrides them.
+
+torch and transformers are imported where they are used, so the workflow's config checks stay fast.
 """
 
 from __future__ import annotations
@@ -11,11 +15,13 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from transformers import AutoModel, AutoTokenizer
-
+from bicross import model_cache
 from bicross.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 # hub name -> (python package, sub-directory holding the model)
 PACKAGED_MODELS = {
@@ -24,7 +30,8 @@ PACKAGED_MODELS = {
 
 
 def resolve_model_path(name: str | os.PathLike) -> str:
-    """A local directory as is; a hub name shipped by an installed package -> that copy; else the name."""
+    """A local directory as is; a hub name shipped by an installed package -> that copy; one installed into
+    the model cache (hub or short name) -> that folder; else the name (transformers asks the hub)."""
     name = str(name)
     if Path(name).is_dir():
         return name
@@ -34,9 +41,11 @@ def resolve_model_path(name: str | os.PathLike) -> str:
         try:
             module = __import__(package)
         except ImportError:
-            return name
-        return os.path.join(os.path.dirname(module.__file__), sub)
-    return name
+            pass
+        else:
+            return os.path.join(os.path.dirname(module.__file__), sub)
+    installed = model_cache.installed_path(name)
+    return str(installed) if installed is not None else name
 
 
 def model_slug(name: str) -> str:
@@ -84,11 +93,15 @@ class BiEncoder:
 
 
 def load_tokenizer(name: str):
+    from transformers import AutoTokenizer
+
     return AutoTokenizer.from_pretrained(resolve_model_path(name))
 
 
 def load_bi_encoder(name: str, pooling: str = "auto", normalize: str | bool = "auto") -> BiEncoder:
     """Load a bi-encoder; `pooling`/`normalize` = "auto" take the model's own sentence-transformers settings."""
+    from transformers import AutoModel, AutoTokenizer
+
     path = resolve_model_path(name)
     cfg = read_pooling_config(path) if Path(path).is_dir() else PoolingConfig()
     if pooling != "auto":
@@ -102,6 +115,8 @@ def load_bi_encoder(name: str, pooling: str = "auto", normalize: str | bool = "a
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, cfg: PoolingConfig) -> torch.Tensor:
     """Mean over real tokens or the first token, then optional L2 normalisation (in fp32)."""
+    import torch
+
     hidden = hidden.float()
     if cfg.pooling == "cls":
         out = hidden[:, 0]
@@ -138,3 +153,4 @@ def save_bi_encoder(model: torch.nn.Module, tokenizer, pooling: PoolingConfig, o
     }, indent=2))
     (out / "sentence_bert_config.json").write_text(json.dumps(
         {"max_seq_length": pooling.max_length or 256, "do_lower_case": False}, indent=2))
+
