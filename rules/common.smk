@@ -5,8 +5,11 @@ from types import SimpleNamespace
 
 from snakemake.utils import validate
 
+from bicross.models import check_models
+
 
 validate(config, "../workflow/schemas/config.schema.yaml")
+check_models(config)  # a missing model folder, or a hub name out of reach offline, stops the run here
 
 RES = f"results/{config['experiment']}"
 SPLITS = config["dataset"]["splits"]

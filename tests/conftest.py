@@ -55,6 +55,46 @@ def tiny_model(tmp_path_factory) -> Path:
     return save_tiny_bi_encoder(tmp_path_factory.mktemp("tiny-bi"))
 
 
+MPNET = "sentence-transformers/all-mpnet-base-v2"
+
+
+def installed_mpnet() -> Path:
+    """The real MPNet's folder in the model cache, or a skip saying how to install it."""
+    from bicross.model_cache import install_command, installed_path, lookup
+
+    folder = installed_path(MPNET)
+    if folder is None:
+        pytest.skip(f"{MPNET} is not installed (`{install_command(lookup(MPNET))}`; CI's .ci/run does it)")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def mpnet_tokenizer_dir() -> Path:
+    """A folder the real MPNet tokenizer loads from (the installed model's), to build tiny MPNets with."""
+    return installed_mpnet()
+
+
+def save_tiny_mpnet(out: Path, tokenizer_dir: Path, seed: int = 0, cross: bool = False) -> Path:
+    """A 2-layer, 32-dim random MPNet with the real MPNet tokenizer: in sentence-transformers layout (mean
+    pooling, normalised) as a bi-encoder, or with `cross` a 1-logit sequence-classification model."""
+    import torch
+    from transformers import AutoTokenizer, MPNetConfig, MPNetForSequenceClassification, MPNetModel
+
+    from bicross.models import PoolingConfig, save_bi_encoder
+
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    config = MPNetConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=514, pad_token_id=tokenizer.pad_token_id,
+                         num_labels=1)
+    if cross:
+        MPNetForSequenceClassification(config).save_pretrained(out)
+        tokenizer.save_pretrained(out)
+    else:
+        save_bi_encoder(MPNetModel(config), tokenizer, PoolingConfig("mean", True, 128), out)
+    return out
+
+
 WORDS = ("alpha beta gamma delta epsilon zeta theta kappa lambda sigma omega river stone cloud "
          "forest garden signal vector matrix kernel socket thread buffer parser").split()
 

@@ -2,12 +2,14 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
+from conftest import save_tiny_mpnet
 
 from bicross.batching import length_sorted_batches, pad_batch
 from bicross.devices import resolve_precision
-from bicross.encode import encode_ids
+from bicross.encode import encode_ids, forward_keys
 from bicross.models import load_bi_encoder, load_tokenizer, read_pooling_config, resolve_model_path
 from bicross.pipeline import shard_rows
+from bicross.score import CrossEncoder
 from bicross.tokenize import SpecialTokens, tokenize_to_parquet
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
@@ -97,3 +99,51 @@ def test_pooling_override(tiny_model):
     assert (enc.pooling.pooling, enc.pooling.normalize) == ("cls", False)
     out = encode_ids(enc, [[1000, 1001], [1002]], 2, torch.device("cpu"), torch.float32)
     assert not np.allclose(np.linalg.norm(out, axis=1), 1.0)
+
+
+# --- a second model family: MPNet (the real tokenizer of the installed all-mpnet-base-v2, tiny random weights)
+
+def test_mpnet_template_has_double_separator_and_no_token_types(mpnet_tokenizer_dir):
+    tok = load_tokenizer(str(mpnet_tokenizer_dir))
+    special = SpecialTokens.probe(tok)
+    a = tok("the cat sat", add_special_tokens=False)["input_ids"]
+    b = tok("on a mat", add_special_tokens=False)["input_ids"]
+    assert tok.convert_ids_to_tokens(special.single(a)) == ["<s>", *tok.convert_ids_to_tokens(a), "</s>"]
+    ids, _ = special.pair(a, b, max_length=64)
+    assert tok.convert_ids_to_tokens(ids) == ["<s>", *tok.convert_ids_to_tokens(a), "</s>", "</s>",
+                                              *tok.convert_ids_to_tokens(b), "</s>"]
+    assert ids == tok("the cat sat", "on a mat")["input_ids"] and special.pair_extra == 4
+    assert special.pad_id == tok.pad_token_id == 1
+
+
+def test_tiny_mpnet_bi_encoder_encodes_like_sentence_transformers(tmp_path, mpnet_tokenizer_dir):
+    from sentence_transformers import SentenceTransformer
+
+    folder = save_tiny_mpnet(tmp_path / "bi", mpnet_tokenizer_dir)
+    encoder = load_bi_encoder(str(folder))
+    assert type(encoder.model).__name__ == "MPNetModel"
+    assert (encoder.pooling.pooling, encoder.pooling.normalize) == ("mean", True)
+    assert "token_type_ids" not in forward_keys(encoder.model)
+    texts = ["A man is playing a guitar.", "x", "The quick brown fox jumps over the lazy dog " * 3]
+    ids = encoder.tokenizer(texts, add_special_tokens=False)["input_ids"]
+    ours = encode_ids(encoder, ids, batch_size=2, device=torch.device("cpu"), dtype=torch.float32)
+    assert ours.shape == (3, 32)
+    theirs = SentenceTransformer(str(folder), device="cpu").encode(texts)  # padding: MPNet's position ids
+    np.testing.assert_allclose(ours, theirs, atol=2e-5)
+
+
+def test_tiny_mpnet_cross_encoder_scores_without_token_types(tmp_path, mpnet_tokenizer_dir):
+    cross = CrossEncoder(str(save_tiny_mpnet(tmp_path / "cross", mpnet_tokenizer_dir, cross=True)))
+    assert type(cross.model).__name__ == "MPNetForSequenceClassification"
+    seen = []
+    cross.model.register_forward_pre_hook(lambda _m, _a, kwargs: seen.append(sorted(kwargs)), with_kwargs=True)
+    tok = cross.tokenizer
+    queries = ["the cat sat", "a dog"]
+    docs = ["on a mat", "runs in the park all day long"]
+    q = tok(queries, add_special_tokens=False)["input_ids"]
+    d = tok(docs, add_special_tokens=False)["input_ids"]
+    scores = cross.score(q, d, max_length=64, batch_size=2, device=torch.device("cpu"), dtype=torch.float32)
+    assert seen == [["attention_mask", "input_ids"]]
+    with torch.no_grad():
+        direct = cross.model(**tok(queries, docs, padding=True, return_tensors="pt")).logits.view(-1).numpy()
+    np.testing.assert_allclose(scores, direct, atol=1e-5)

