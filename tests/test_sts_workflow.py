@@ -10,6 +10,7 @@ import sys
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from conftest import REPO, WORDS
 from workflow_utils import planned_jobs, snakemake, write_config
 
@@ -117,6 +118,31 @@ def test_gold_train_scores_cannot_reach_training(sts_run, tmp_path):
             != pq.read_table(res / "data/pairs/train.parquet").column("gold").to_pylist())
     assert ((other / "results/tinysts/data/pairs/unlabelled.parquet").read_bytes()
             == (res / "data/pairs/unlabelled.parquet").read_bytes())
+
+
+@pytest.mark.parametrize("example", ["stsb.yaml", "stsb-mutual.yaml"])
+def test_the_example_configs_train_on_unlabelled_pairs_only(example, tmp_path):
+    """The shipped sts configs on the real STS-B: every training job (both families) reads the gold-free
+    pairs and teacher scores, never a split's pairs file with its gold column."""
+    from conftest import shared_data
+
+    shared_data("stsbenchmark")  # skips without ../shared/data
+    if example == "stsb-mutual.yaml":
+        from conftest import installed_mpnet
+
+        installed_mpnet()  # skips with the install command when MPNet is not installed
+    cfg = yaml.safe_load((REPO / "config" / "examples" / example).read_text())
+    assert cfg["sts"]["train_splits"] == ["train"] and not cfg["sts"].get("supervised_baseline")
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(REPO), "--configfile",
+           str(REPO / "config" / "examples" / example), "--config", f"experiment=firewall-{tmp_path.name}",
+           "-n", "--forceall", "--nolock", "--cores", "1"]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, check=True).stdout
+    jobs = [block for block in out.split("\nrule ")[1:] if block.startswith(("train_cross:", "distill_bi:"))]
+    assert len(jobs) == cfg["iterations"] * 2 * (2 if cfg["sts"].get("mutual") else 1)
+    for block in jobs:
+        inputs = next(line for line in block.splitlines() if line.strip().startswith("input:"))
+        assert "data/pairs/unlabelled.parquet" in inputs
+        assert not any(f"data/pairs/{s}.parquet" in inputs for s in cfg["dataset"]["splits"]), inputs
 
 
 def test_train_scores_reach_only_the_supervised_baseline(sts_run):
