@@ -365,3 +365,13 @@ def test_firewall_real_stsbenchmark(tmp_path):
         shutil.copy(root / name, relabelled / name)
     relabel_stsb(root / "sts-train.csv", relabelled / "sts-train.csv")
     assert_firewall(root, relabelled, tmp_path, ["train", "dev", "test"])
+
+
+@pytest.mark.parametrize("fmt", ["stsb", "pairs_tsv"])
+def test_byte_order_mark_is_not_part_of_the_first_score(stsb, tsv, fmt):
+    root, cfg = (stsb, stsb_cfg(stsb)) if fmt == "stsb" else (tsv, tsv_cfg(tsv))
+    expected = load_pairs(cfg)
+    first = root / ("sts-train.csv" if fmt == "stsb" else "a.test.tsv")
+    first.write_text("\ufeff" + first.read_text(), encoding="utf-8")
+    got = load_pairs(cfg)
+    assert all(got[s].equals(expected[s]) for s in expected)

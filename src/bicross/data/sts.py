@@ -184,7 +184,7 @@ def read_stsb(path, rel: str) -> Source:
     cols = Columns(_RAW, path)
     expected_score = "a numeric score (field 5) between 0 and 5"
     for n, line in read_lines(path, f"STS Benchmark rows ({_STSB_FIELDS}, tab-separated)"):
-        fields = line.removeprefix("\ufeff").split("\t") if n == 1 else line.split("\t")
+        fields = line.split("\t")
         if len(fields) not in (7, 9):
             raise InputError(
                 path, n, f"7 tab-separated fields ({_STSB_FIELDS}), or 9 with the 2 licence fields",
@@ -202,7 +202,7 @@ def read_pairs_tsv(path, rel: str) -> Source:
     cols = Columns(_RAW, path)
     expected_score = "a numeric score (or an empty one for an unlabelled pair) in field 1"
     for n, line in read_lines(path, "sentence pairs: score TAB sentence1 TAB sentence2"):
-        fields = line.removeprefix("\ufeff").split("\t") if n == 1 else line.split("\t")
+        fields = line.split("\t")
         if len(fields) != 3:
             raise InputError(path, n, "3 tab-separated fields (score, sentence1, sentence2)", f"{len(fields)} fields")
         gold = _score(fields[0], path, n, expected_score, allow_empty=True)
