@@ -132,6 +132,9 @@ if VAL_SPLIT is not None and VAL_SPLIT not in EVAL_SPLITS:
 # validation split is apart so that adding an evaluation set leaves the teacher gate and distillation alone
 SINGLE_SPLITS = [TRAIN_PAIRS] + ([VAL_SPLIT] if VAL_SPLIT and set(EVAL_SPLITS) - {VAL_SPLIT} else [])
 SCORED_SPLITS = [s for s in EVAL_SPLITS if s not in SINGLE_SPLITS]
+# task sts: the splits read for their gold scores (evaluated, validated on, the supervised baseline's
+# training set): prepare_pairs refuses one without labels
+LABELLED_SPLITS = {*EVAL_SPLITS, *([TRAIN_SPLIT] if TASK == "sts" and STS["supervised_baseline"] else [])}
 
 
 def _slug(model):

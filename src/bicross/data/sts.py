@@ -219,14 +219,19 @@ def _split_schema(split: str) -> pa.Schema:
     return PAIRS.with_metadata({SPLIT_KEY: split.encode()})
 
 
-def _load_set(ps: _PairSet) -> pa.Table:
+def _load_set(ps: _PairSet, labelled: bool = False) -> pa.Table:
     rels = _resolve(ps)
     tables = [_READERS[ps.format](Path(ps.root) / rel, rel).table for rel in rels]
     table = pa.concat_tables(tables).cast(_split_schema(ps.split)).combine_chunks()
+    files = ", ".join(str(Path(ps.root) / r) for r in rels)
     if table.num_rows == 0:
-        raise InputError(", ".join(str(Path(ps.root) / r) for r in rels), None,
-                         f"at least one sentence pair in {ps.what}", "none")
+        raise InputError(files, None, f"at least one sentence pair in {ps.what}", "none")
     n_unlabelled = table["gold"].null_count
+    if labelled and table.num_rows - n_unlabelled < 2:  # a correlation needs two gold scores
+        n = table.num_rows - n_unlabelled
+        raise InputError(files, None, f"gold scores for split {ps.split}: it is evaluated (evaluate.splits, "
+                         "validation or sts.select_split), so at least 2 labelled pairs",
+                         "no pair has a score (every score field is empty)" if n == 0 else f"{n} labelled pair")
     log.info("split %s: %d pairs from %d file(s) (%d unlabelled)", ps.split, table.num_rows, len(rels), n_unlabelled)
     return table
 
@@ -247,9 +252,11 @@ def pair_set_spec(cfg: dict, split: str) -> dict:
     return {**asdict(ps), "patterns": list(ps.patterns)}
 
 
-def load_pair_set(spec: dict) -> pa.Table:
-    """The PAIRS table of one split from its `pair_set_spec`."""
-    return _load_set(_PairSet(**{**spec, "patterns": tuple(spec["patterns"])}))
+def load_pair_set(spec: dict, labelled: bool = False) -> pa.Table:
+    """The PAIRS table of one split from its `pair_set_spec`. `labelled`: the split is read for its gold
+    scores (evaluated, validated on, or the supervised baseline's training set), so at least 2 of its
+    pairs must have one; a training-only split may be all unlabelled."""
+    return _load_set(_PairSet(**{**spec, "patterns": tuple(spec["patterns"])}), labelled)
 
 
 def write_pairs(tables: dict[str, pa.Table], outdir) -> None:
