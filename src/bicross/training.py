@@ -45,7 +45,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from bicross.errors import ConfigError
-from bicross.schemas import replace_dir
+from bicross.schemas import remove_stale_temporaries, replace_dir
 
 log = logging.getLogger("bicross.training")
 
@@ -533,8 +533,8 @@ def save_final(accelerator, model: torch.nn.Module, out_dir: str | os.PathLike,
     if accelerator.is_main_process:
         out = Path(out_dir)
         out.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out)  # of a killed save: .<name>.tmp-<pid>, .<name>.old-<pid>
         tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
         try:
             save_fn(accelerator.unwrap_model(model, keep_fp32_wrapper=False), tmp)
             replace_dir(tmp, out)
