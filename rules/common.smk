@@ -5,7 +5,12 @@ from types import SimpleNamespace
 
 from snakemake.utils import validate
 
+from bicross.config_schema import check_config
 
+
+# one short line per problem (Snakemake's validate prints the whole schema and config with it), then
+# Snakemake's validate, which fills in the schema's defaults
+check_config(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))
 validate(config, "../workflow/schemas/config.schema.yaml")
 
 RES = f"results/{config['experiment']}"
