@@ -3,7 +3,7 @@ from bicross.gpus import job_gpus
 from bicross.logs import rule_log
 
 p = snakemake.params
-with rule_log(snakemake.log[0], snakemake.output), job_gpus(snakemake):
+with rule_log(snakemake.log[0]), job_gpus(snakemake):
     from bicross.sts.augment import augment_file
 
     augment_file(snakemake.input.pairs, snakemake.output[0], model=p.model, neighbours=p.neighbours, random=p.random,

@@ -12,7 +12,7 @@ else:
     module, args = "bicross.train_bi", ["--teacher", i.teacher, "--qrels", i.qrels, "--queries", i.queries,
                                           "--corpus", i.corpus]
 gate = read_record(i.gate) if "gate" in i.keys() else None
-with rule_log(snakemake.log[0], snakemake.output), job_gpus(snakemake) as gpus:
+with rule_log(snakemake.log[0]), job_gpus(snakemake) as gpus:
     if gate is not None and gate["decision"] == SKIP:  # the teacher lost on validation: keep the student
         keep_student(gate, snakemake.output[0])
     else:

@@ -5,7 +5,7 @@ from bicross.logs import rule_log
 
 p, w = snakemake.params, snakemake.wildcards
 is_shard = hasattr(w, "s")
-with rule_log(snakemake.log[0], snakemake.output), job_gpus(snakemake):
+with rule_log(snakemake.log[0]), job_gpus(snakemake):
     from bicross.pipeline import encode
 
     encode(

@@ -2,7 +2,7 @@ from bicross.logs import rule_log
 from bicross.pipeline import evaluate_run
 
 w = snakemake.wildcards
-with rule_log(snakemake.log[0], snakemake.output):
+with rule_log(snakemake.log[0]):
     evaluate_run(
         snakemake.input.run,
         snakemake.input.qrels,

@@ -1,7 +1,7 @@
 from bicross.logs import rule_log
 
 p = snakemake.params
-with rule_log(snakemake.log[0], snakemake.output):
+with rule_log(snakemake.log[0]):
     from bicross.sts.evaluate import evaluate_splits
 
     evaluate_splits(list(snakemake.input.scores), list(snakemake.input.pairs), list(snakemake.output), p.splits,

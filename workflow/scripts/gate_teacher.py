@@ -3,7 +3,7 @@ from bicross.gate import decide, retrieval_scores, sts_scores, write_record
 from bicross.logs import rule_log
 
 i, p = snakemake.input, snakemake.params
-with rule_log(snakemake.log[0], snakemake.output):
+with rule_log(snakemake.log[0]):
     if p.task == "sts":
         teacher, student = sts_scores(list(i.teacher), i.student, i.pairs, p.metric)
     else:

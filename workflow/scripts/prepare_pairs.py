@@ -2,7 +2,7 @@ import os
 
 from bicross.logs import rule_log
 
-with rule_log(snakemake.log[0], snakemake.output):
+with rule_log(snakemake.log[0]):
     from bicross.data.sts import load_pair_set, write_pairs
 
     spec = snakemake.params.spec

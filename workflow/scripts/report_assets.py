@@ -4,7 +4,7 @@ from bicross import report
 from bicross.logs import rule_log
 
 o = snakemake.output
-with rule_log(snakemake.log[0], snakemake.output):
+with rule_log(snakemake.log[0]):
     report.metrics_tsv(snakemake.input[0], o.table)
     report.plot_metrics(snakemake.input[0], o.plot)
     report.runtimes_tsv(snakemake.params.benchmarks, o.runtimes)

@@ -1,7 +1,7 @@
 from bicross.logs import rule_log
 from bicross.pipeline import retrieve
 
-with rule_log(snakemake.log[0], snakemake.output):
+with rule_log(snakemake.log[0]):
     retrieve(
         snakemake.input.queries,
         list(snakemake.input.shards),

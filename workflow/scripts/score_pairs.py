@@ -3,7 +3,7 @@ from bicross.gpus import job_gpus
 from bicross.logs import rule_log
 
 p = snakemake.params
-with rule_log(snakemake.log[0], snakemake.output), job_gpus(snakemake):
+with rule_log(snakemake.log[0]), job_gpus(snakemake):
     from bicross.sts.score import score_pairs
 
     pairs = snakemake.input.pairs  # Snakemake gives a one-file list as a plain string

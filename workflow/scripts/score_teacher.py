@@ -3,7 +3,7 @@ from bicross.gpus import job_gpus
 from bicross.logs import rule_log
 
 p, i = snakemake.params, snakemake.input
-with rule_log(snakemake.log[0], snakemake.output), job_gpus(snakemake):
+with rule_log(snakemake.log[0]), job_gpus(snakemake):
     from bicross.pipeline import score_teacher
 
     score_teacher(i.model, i.run, i.qrels, i.queries, i.corpus, snakemake.output[0], depth=p.depth,

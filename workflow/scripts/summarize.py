@@ -1,5 +1,5 @@
 from bicross.logs import rule_log
 from bicross.pipeline import summarize
 
-with rule_log(snakemake.log[0], snakemake.output):
+with rule_log(snakemake.log[0]):
     summarize(list(snakemake.input), snakemake.output[0])

@@ -2,7 +2,7 @@ from bicross.logs import rule_log
 from bicross.pipeline import tokenize
 
 p = snakemake.params
-with rule_log(snakemake.log[0], snakemake.output):
+with rule_log(snakemake.log[0]):
     tokenize(
         p.model,
         snakemake.input.corpus,

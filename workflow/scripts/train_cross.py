@@ -9,5 +9,5 @@ if snakemake.config["task"] == "sts":
     module, args = "bicross.sts.train", ["cross", "--pairs", i.pairs, "--labels", *i.labels]
 else:
     module, args = "bicross.train_cross", ["--negatives", i.negatives, "--queries", i.queries, "--corpus", i.corpus]
-with rule_log(snakemake.log[0], snakemake.output), job_gpus(snakemake) as gpus:
+with rule_log(snakemake.log[0]), job_gpus(snakemake) as gpus:
     launch_rule_job(snakemake, module, args, gpus)

@@ -3,7 +3,7 @@ import pyarrow.parquet as pq
 
 from bicross.logs import rule_log
 
-with rule_log(snakemake.log[0], snakemake.output):
+with rule_log(snakemake.log[0]):
     from bicross.data.sts import training_pairs
     from bicross.schemas import PAIR_TEXTS, write_table
 
