@@ -52,3 +52,7 @@ rule all:
 
 onsuccess:
     print_summary()
+
+
+onerror:
+    forget_failed_jobs()

@@ -388,3 +388,17 @@ def print_summary():
         selection = STS["select_split"] if TASK == "sts" else VAL_SPLIT
         transductive = TASK == "sts" and bool(set(STS["train_splits"]) & set(EVAL_SPLITS))
         show(path, select_split=selection, select_metric=VAL_METRIC, transductive=transductive, results=RES)
+
+
+def forget_failed_jobs():
+    """onerror: drop what Snakemake recorded of this run's jobs that failed or were stopped.
+
+    Snakemake 9 records a failed job's inputs, parameters and code as if it had run, then deletes its
+    outputs; and it rebuilds a missing intermediate output only when a job after it has to run. With
+    that record nothing has to: after a failed data stage (a broken line in corpus.jsonl, say) the next
+    run would say "Nothing to be done" and present the old metrics as current. Without it, the next run
+    runs the job again, which fails again until its input is fixed."""
+    for job in workflow.dag.needrun_jobs():  # not finished: failed, stopped, or never started
+        for path in job.output:
+            if not os.path.exists(path):
+                workflow.persistence.cleanup_metadata(path)
