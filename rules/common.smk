@@ -1,11 +1,13 @@
 # Config validation, wildcard constraints, path helpers and input functions.
 import os
 import re
+import shutil
 from types import SimpleNamespace
 
 from snakemake.utils import validate
 
 from bicross.config_schema import check_config
+from bicross.launch import keep_final_checkpoints
 
 
 # one short line per problem (Snakemake's validate prints the whole schema and config with it), then
@@ -402,3 +404,21 @@ def forget_failed_jobs():
         for path in job.output:
             if not os.path.exists(path):
                 workflow.persistence.cleanup_metadata(path)
+
+
+# A training job keeps its final checkpoint until Snakemake has recorded its model: a Snakemake
+# interrupted while the job ran records no model and deletes it to run the job again; the rerun then
+# resumes from that checkpoint and trains nothing. release_checkpoints removes it once recorded.
+keep_final_checkpoints()
+
+
+def release_checkpoints():
+    """onsuccess / onerror: remove the checkpoints of the models Snakemake has recorded: those this run
+    finished, and any an earlier, interrupted run left beside a model that is up to date."""
+    dag = workflow.dag
+    for job in dag.jobs:
+        if dag.needrun(job) and not dag.finished(job):
+            continue  # failed, stopped or never started: its checkpoints are what its rerun resumes from
+        for path in job.output:
+            if os.path.isdir(f"{path}.checkpoints"):
+                shutil.rmtree(f"{path}.checkpoints")
