@@ -141,7 +141,7 @@ def _wait_for(path, text, proc, timeout=240):
 
 
 CASES = ["sigint-to-snakemake", "sigint-to-the-group", "sigterm-to-the-trainer", "sigkill-to-the-trainer",
-         "sigkill-to-the-group"]
+         "sigkill-to-the-group", "sigterm-to-snakemake"]
 
 
 @pytest.mark.slow
@@ -150,6 +150,7 @@ def test_an_interrupted_training_resumes_and_ends_with_the_weights_of_an_uninter
         tmp_path, before_training, case):
     """Interrupt train_cross once its first checkpoint is written, rerun, compare with the uninterrupted run.
 
+    sigterm-to-snakemake: a graceful stop, the job ends and is recorded, nothing is left to rerun.
     sigint-to-snakemake (`kill -INT <snakemake>`): Snakemake waits for the job, which finishes but is never
     recorded; the kept final checkpoint makes the rerun train nothing. sigint-to-the-group (Ctrl-C) and
     sigterm-to-the-trainer (SLURM's time limit): the trainer stops after its step with a checkpoint.
@@ -164,8 +165,8 @@ def test_an_interrupted_training_resumes_and_ends_with_the_weights_of_an_uninter
                             start_new_session=True)
     try:
         _wait_for(log, f"checkpoint at step {EVERY} ", proc)
-        if case == "sigint-to-snakemake":
-            os.kill(proc.pid, signal.SIGINT)
+        if case.endswith("to-snakemake"):
+            os.kill(proc.pid, signal.SIGTERM if case.startswith("sigterm") else signal.SIGINT)
         elif case.endswith("to-the-group"):
             os.killpg(proc.pid, signal.SIGKILL if case.startswith("sigkill") else signal.SIGINT)
         else:
@@ -177,6 +178,13 @@ def test_an_interrupted_training_resumes_and_ends_with_the_weights_of_an_uninter
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode != 0, out[-3000:]
     first = log.read_text()
+    if case == "sigterm-to-snakemake":  # a graceful stop: the running job ends and is recorded
+        assert "Will exit after finishing currently running jobs" in out and f"trained {STEPS} steps" in first
+        assert not (work / f"{MODEL}.checkpoints").exists()
+        assert planned_jobs(snakemake(work, cfg, MODEL, "-n")) == {}
+        got = _weights(model)
+        assert all(torch.equal(got[k], reference[k]) for k in reference)
+        return
     if case == "sigint-to-snakemake":
         assert f"trained {STEPS} steps" in first  # the job ran to its end ...
         assert sorted(p.name for p in (work / f"{MODEL}.checkpoints").iterdir()) == [f"step-{STEPS}"]
