@@ -384,13 +384,14 @@ class StopRequest:
         self.signum = 0
         self._previous: dict[int, Any] = {}
 
-    def __enter__(self) -> StopRequest:
+    def install(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():
             for signum in self.SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def restore(self) -> None:
+        """The handlers from before `install`."""
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous.clear()
@@ -508,56 +509,59 @@ def train(
         if accelerator.is_main_process:
             log.info("%s at step %d -> %s", what, step, checkpoints.root / f"step-{step}")
 
+    # restored after the final checkpoint (a training is a process of its own: an exception ends it)
+    stop = StopRequest().install()
     start = time.perf_counter()
-    with StopRequest() as stop:
-        while step < plan.total_steps:
-            loader.set_epoch(epoch)  # the DataLoaderShard passes it on to dataset.set_epoch
-            batches = accelerator.skip_first_batches(loader, batch_in_epoch) if batch_in_epoch else loader
-            if batch_in_epoch:
-                batches.set_epoch(epoch)
-            epochs_seen += 1
-            for batch in batches:
-                batch_in_epoch += 1
-                boundary = batch_in_epoch % accumulation == 0
-                sync = contextlib.nullcontext() if boundary else accelerator.no_sync(model)
-                with sync:
-                    loss = loss_fn(model, batch)
-                    accelerator.backward(loss / accumulation)
-                window_loss += loss.detach().float()
-                examples += count_fn(batch)
-                if not boundary:
-                    continue
-                if config.max_grad_norm:
-                    accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                optimizer.step()
-                if not accelerator.optimizer_step_was_skipped:
-                    scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                step_loss = accelerator.reduce(window_loss / accumulation, reduction="mean").item()
-                window_loss.zero_()
-                history.append((step, step_loss))
-                _report(accelerator, bar, step, plan.total_steps, history, config.log_every, scheduler,
-                        examples, start, unit)
-                signum = stop.agreed(accelerator) if step < plan.total_steps else 0
-                if (step % config.checkpoint_every == 0 and step < plan.total_steps) or signum:
-                    checkpoint("checkpoint")
-                if signum:
-                    if accelerator.is_main_process:
-                        log.warning("stopped by %s after step %d of %d; a rerun resumes from step %d",
-                                    signal.Signals(signum).name, step, plan.total_steps, step)
-                    raise SystemExit(128 + signum)
-                if stop_after_steps is not None and step >= stop_after_steps:
-                    log.warning("stopping hard after step %d (stop_after_steps)", step)
-                    logging.shutdown()
-                    os._exit(75)
-                if step >= plan.total_steps:
-                    break
-            if batch_in_epoch >= plan.batches_per_epoch:
-                epoch, batch_in_epoch = epoch + 1, 0
-        seconds = time.perf_counter() - start
-        if keep_final_checkpoint() and step > resumed_from:
-            checkpoint("final checkpoint (kept until the workflow records the model)")
+    while step < plan.total_steps:
+        loader.set_epoch(epoch)  # the DataLoaderShard passes it on to dataset.set_epoch
+        batches = accelerator.skip_first_batches(loader, batch_in_epoch) if batch_in_epoch else loader
+        if batch_in_epoch:
+            batches.set_epoch(epoch)
+        epochs_seen += 1
+        for batch in batches:
+            batch_in_epoch += 1
+            boundary = batch_in_epoch % accumulation == 0
+            sync = contextlib.nullcontext() if boundary else accelerator.no_sync(model)
+            with sync:
+                loss = loss_fn(model, batch)
+                accelerator.backward(loss / accumulation)
+            window_loss += loss.detach().float()
+            examples += count_fn(batch)
+            if not boundary:
+                continue
+            if config.max_grad_norm:
+                accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            if not accelerator.optimizer_step_was_skipped:
+                scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            step_loss = accelerator.reduce(window_loss / accumulation, reduction="mean").item()
+            window_loss.zero_()
+            history.append((step, step_loss))
+            _report(accelerator, bar, step, plan.total_steps, history, config.log_every, scheduler,
+                    examples, start, unit)
+            signum = stop.agreed(accelerator) if step < plan.total_steps else 0
+            if (step % config.checkpoint_every == 0 and step < plan.total_steps) or signum:
+                checkpoint("checkpoint")
+            if signum:
+                stop.restore()
+                if accelerator.is_main_process:
+                    log.warning("stopped by %s after step %d of %d; a rerun resumes from step %d",
+                                signal.Signals(signum).name, step, plan.total_steps, step)
+                raise SystemExit(128 + signum)
+            if stop_after_steps is not None and step >= stop_after_steps:
+                log.warning("stopping hard after step %d (stop_after_steps)", step)
+                logging.shutdown()
+                os._exit(75)
+            if step >= plan.total_steps:
+                break
+        if batch_in_epoch >= plan.batches_per_epoch:
+            epoch, batch_in_epoch = epoch + 1, 0
+    seconds = time.perf_counter() - start
+    if keep_final_checkpoint() and step > resumed_from:
+        checkpoint("final checkpoint (kept until the workflow records the model)")
+    stop.restore()
     bar.close()
     total_examples = int(accelerator.reduce(torch.tensor(examples, device=accelerator.device), "sum").item())
     result = TrainResult(steps=step, epochs_seen=epochs_seen, history=history, examples=total_examples,
