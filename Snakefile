@@ -51,4 +51,10 @@ rule all:
 
 
 onsuccess:
+    release_checkpoints()
     print_summary()
+
+
+onerror:
+    forget_failed_jobs()
+    release_checkpoints()

@@ -1,13 +1,19 @@
 # Config validation, wildcard constraints, path helpers and input functions.
 import os
 import re
+import shutil
 from types import SimpleNamespace
 
 from snakemake.utils import validate
 
+from bicross.config_schema import check_config
+from bicross.launch import keep_final_checkpoints
 from bicross.models import check_models
 
 
+# one short line per problem (Snakemake's validate prints the whole schema and config with it), then
+# Snakemake's validate, which fills in the schema's defaults
+check_config(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))
 validate(config, "../workflow/schemas/config.schema.yaml")
 check_models(config)  # a missing model folder, or a hub name out of reach offline, stops the run here
 
@@ -135,6 +141,9 @@ if VAL_SPLIT is not None and VAL_SPLIT not in EVAL_SPLITS:
 # validation split is apart so that adding an evaluation set leaves the teacher gate and distillation alone
 SINGLE_SPLITS = [TRAIN_PAIRS] + ([VAL_SPLIT] if VAL_SPLIT and set(EVAL_SPLITS) - {VAL_SPLIT} else [])
 SCORED_SPLITS = [s for s in EVAL_SPLITS if s not in SINGLE_SPLITS]
+# task sts: the splits read for their gold scores (evaluated, validated on, the supervised baseline's
+# training set): prepare_pairs refuses one without labels
+LABELLED_SPLITS = {*EVAL_SPLITS, *([TRAIN_SPLIT] if TASK == "sts" and STS["supervised_baseline"] else [])}
 
 
 def _slug(model):
@@ -365,3 +374,35 @@ def print_summary():
         selection = STS["select_split"] if TASK == "sts" else VAL_SPLIT
         transductive = TASK == "sts" and bool(set(STS["train_splits"]) & set(EVAL_SPLITS))
         show(path, select_split=selection, select_metric=VAL_METRIC, transductive=transductive, results=RES)
+
+
+def forget_failed_jobs():
+    """onerror: drop what Snakemake recorded of this run's jobs that failed or were stopped.
+
+    Snakemake 9 records a failed job's inputs, parameters and code as if it had run, then deletes its
+    outputs; and it rebuilds a missing intermediate output only when a job after it has to run. With
+    that record nothing has to: after a failed data stage (a broken line in corpus.jsonl, say) the next
+    run would say "Nothing to be done" and present the old metrics as current. Without it, the next run
+    runs the job again, which fails again until its input is fixed."""
+    for job in workflow.dag.needrun_jobs():  # not finished: failed, stopped, or never started
+        for path in job.output:
+            if not os.path.exists(path):
+                workflow.persistence.cleanup_metadata(path)
+
+
+# A training job keeps its final checkpoint until Snakemake has recorded its model: a Snakemake
+# interrupted while the job ran records no model and deletes it to run the job again; the rerun then
+# resumes from that checkpoint and trains nothing. release_checkpoints removes it once recorded.
+keep_final_checkpoints()
+
+
+def release_checkpoints():
+    """onsuccess / onerror: remove the checkpoints of the models Snakemake has recorded: those this run
+    finished, and any an earlier, interrupted run left beside a model that is up to date."""
+    dag = workflow.dag
+    for job in dag.jobs:
+        if dag.needrun(job) and not dag.finished(job):
+            continue  # failed, stopped or never started: its checkpoints are what its rerun resumes from
+        for path in job.output:
+            if os.path.isdir(f"{path}.checkpoints"):
+                shutil.rmtree(f"{path}.checkpoints")

@@ -13,6 +13,9 @@ rule prepare_pairs:
         f"{RES}/logs/prepare_pairs/{{split}}.log",
     params:
         spec=lambda w: pair_set_spec(w.split),  # this split's source only: adding a split reruns no other
+        # evaluated splits need gold scores. A check, not a setting (the pairs written are the same), so
+        # a function of the output, which Snakemake does not track: evaluating a split reruns no preparation
+        labelled=lambda w, output: w.split in LABELLED_SPLITS,
     wildcard_constraints:
         split=one_of(pair_splits()),
     conda:

@@ -312,3 +312,66 @@ def test_msmarco_config_names_every_split(msmarco):
         load_dataset(msm_cfg(msmarco, qrels={}))
     with pytest.raises(ConfigError, match="collection"):
         load_dataset(msm_cfg(msmarco, collection=None))
+
+
+# ---- headers and byte-order marks ---------------------------------------------------------------
+
+@pytest.mark.parametrize("score", ["1.0", "2.5", "high"])
+def test_beir_headerless_qrels_first_row_is_data_not_a_header(beir, score):
+    """A first row is a header by its names, never because its score does not parse: a header-less file
+    whose first score is not an integer stops on that row instead of losing it."""
+    (beir / "qrels" / "test.tsv").write_text(f"q1\td1\t{score}\n" + QRELS_)
+    with pytest.raises(InputError) as err:
+        load_dataset(beir_cfg(beir))
+    assert err.value.line == 1 and "test.tsv" in err.value.path
+    assert "header" in err.value.expected and "integer relevance" in err.value.expected
+    assert repr(score) in str(err.value)
+
+
+@pytest.mark.parametrize("header", ["query-id\tcorpus-id\tscore", "query_id\tdoc_id\trelevance",
+                                    "qid\tdocid\tlabel", "Query-ID\tCorpus-ID\tScore"])
+def test_beir_qrels_header_by_its_names(beir, header):
+    (beir / "qrels" / "test.tsv").write_text(header + "\n" + QRELS_)
+    assert rows(load_dataset(beir_cfg(beir)).qrels["test"]) == [("7", "d3", 2), ("q1", "2", 3), ("q1", "d1", 1)]
+
+
+def test_beir_qrels_header_only_on_the_first_row(beir):
+    (beir / "qrels" / "test.tsv").write_text(QRELS_ + "query-id\tcorpus-id\tscore\n")
+    with pytest.raises(InputError, match=r"test\.tsv, line 4: expected an integer relevance, got 'score'"):
+        load_dataset(beir_cfg(beir))
+
+
+BOM = "\ufeff"
+
+
+@pytest.mark.parametrize(("name", "content"), [("corpus.jsonl", None), ("queries.jsonl", None),
+                                             ("qrels/test.tsv", None), ("qrels/test.tsv", QRELS_)],
+                         ids=["corpus", "queries", "qrels with header", "qrels without header"])
+def test_beir_byte_order_mark_is_not_part_of_the_first_id(beir, name, content):
+    path = beir / name
+    if content is not None:
+        path.write_text(content)
+    expected = load_dataset(beir_cfg(beir))
+    path.write_text(BOM + path.read_text(), encoding="utf-8")
+    got = load_dataset(beir_cfg(beir))
+    assert got.corpus.equals(expected.corpus)
+    assert got.queries["test"].equals(expected.queries["test"])
+    assert rows(got.qrels["test"]) == rows(expected.qrels["test"])
+
+
+@pytest.mark.parametrize("name", ["collection.tsv", "topics.txt", "qrels.txt"])
+def test_msmarco_byte_order_mark_is_not_part_of_the_first_id(msmarco, name):
+    expected = load_dataset(msm_cfg(msmarco))
+    path = msmarco / name
+    path.write_text(BOM + path.read_text(), encoding="utf-8")
+    got = load_dataset(msm_cfg(msmarco))
+    assert got.corpus.equals(expected.corpus)
+    assert got.queries["dev"].equals(expected.queries["dev"])
+    assert rows(got.qrels["dev"]) == rows(expected.qrels["dev"])
+
+
+def test_byte_order_mark_only_at_the_start(msmarco):
+    """A BOM inside a file is no BOM: it stays in the id (and so shows in the error it causes)."""
+    (msmarco / "qrels.txt").write_text(TREC + BOM + "100 0 2 1\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"qrels\.txt, line 5: .*unknown qid \ufeff100"):
+        load_dataset(msm_cfg(msmarco))

@@ -365,3 +365,30 @@ def test_firewall_real_stsbenchmark(tmp_path):
         shutil.copy(root / name, relabelled / name)
     relabel_stsb(root / "sts-train.csv", relabelled / "sts-train.csv")
     assert_firewall(root, relabelled, tmp_path, ["train", "dev", "test"])
+
+
+@pytest.mark.parametrize("fmt", ["stsb", "pairs_tsv"])
+def test_byte_order_mark_is_not_part_of_the_first_score(stsb, tsv, fmt):
+    root, cfg = (stsb, stsb_cfg(stsb)) if fmt == "stsb" else (tsv, tsv_cfg(tsv))
+    expected = load_pairs(cfg)
+    first = root / ("sts-train.csv" if fmt == "stsb" else "a.test.tsv")
+    first.write_text("\ufeff" + first.read_text(), encoding="utf-8")
+    got = load_pairs(cfg)
+    assert all(got[s].equals(expected[s]) for s in expected)
+
+
+def test_an_evaluated_split_without_labels_is_refused(tsv):
+    """`labelled`: the workflow evaluates the split, so it must hold gold scores; a training-only split may
+    be all unlabelled."""
+    (tsv / "u.dev.tsv").write_text("\tone\ttwo\n\tthree\tfour\n")
+    spec = pair_set_spec(tsv_cfg(tsv, splits=["dev"], files={"dev": ["u.dev.tsv"]}), "dev")
+    assert load_pair_set(spec)["gold"].null_count == 2  # training-only: fine
+    with pytest.raises(InputError) as err:
+        load_pair_set(spec, labelled=True)
+    assert err.value.path == str(tsv / "u.dev.tsv") and "split dev" in err.value.expected
+    assert "no pair has a score" in str(err.value)
+    (tsv / "u.dev.tsv").write_text("3\tone\ttwo\n\tthree\tfour\n")  # one gold score: no correlation either
+    with pytest.raises(InputError, match="at least 2 labelled pairs"):
+        load_pair_set(spec, labelled=True)
+    (tsv / "u.dev.tsv").write_text("3\tone\ttwo\n1\tthree\tfour\n\tfive\tsix\n")
+    assert load_pair_set(spec, labelled=True).num_rows == 3

@@ -315,3 +315,21 @@ def test_mutual_distillation_averages_two_families(tmp_path):
         assert all(f"{t}/unlabelled.parquet" in text for t in teachers), log
     hp = json.loads((res / "iter1" / "bi_b" / "model" / "training.json").read_text())["hparams"]
     assert hp["model"] == str(model_b)
+
+
+def test_an_evaluation_set_without_labels_stops_when_prepared(tmp_path, tiny_model):
+    """An eval set whose score fields are all empty is refused by prepare_pairs, naming the split and the
+    file, before any model scores it (it used to pass, then score_pairs_bi died with an IndexError)."""
+    data = write_tiny_stsb(tmp_path / "stsb")
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "a.tsv").write_text("\tthe cat sat\tthe cat sat down\n\ta dog ran\tthe sky is blue\n")
+    config = sts_config(tiny_model, data, iterations=0, evaluate={"splits": ["test", "extra"]},
+                        sts={"max_length": 16, "select_split": None})
+    config["dataset"]["eval_sets"] = {"extra": {"format": "pairs_tsv", "path": str(extra), "files": ["*.tsv"]}}
+    proc = snakemake(tmp_path, write_config(tmp_path / "config.yaml", config), check=False)
+    assert proc.returncode == 1
+    log = (tmp_path / "results" / "tinysts" / "logs" / "prepare_pairs" / "extra.log").read_text()
+    assert f"{extra / 'a.tsv'}: expected gold scores for split extra" in log
+    assert "IndexError" not in proc.stdout + proc.stderr
+    assert not (tmp_path / "results" / "tinysts" / "iter0" / "bi" / "scores").exists()

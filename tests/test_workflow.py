@@ -24,6 +24,7 @@ def test_pipeline_runs_and_reruns_only_what_changed(tmp_path, tiny_config):
     assert run.num_rows == 8 * 20 and run.column("rank").to_pylist()[:3] == [1, 2, 3]
     assert len(list((res / "iter0" / "bi" / "embeddings").glob("shard-*.parquet"))) == 3
     assert "encoded" in (res / "logs" / "encode_corpus" / "iter0-shard0.log").read_text()
+    assert not [p for p in res.rglob(".*") if ".snakemake" not in p.parts]  # no temporary left behind
 
     assert planned_jobs(snakemake(tmp_path, cfg, "-n")) == {}  # a second run does nothing
 
@@ -50,6 +51,16 @@ def test_bad_config_names_the_key(tmp_path, tiny_config, change, named):
     proc = snakemake(tmp_path, write_config(tmp_path / "config.yaml", tiny_config), "-n", check=False)
     assert proc.returncode != 0
     assert named in proc.stdout + proc.stderr
+
+
+def test_an_unknown_config_key_is_one_short_message(tmp_path, tiny_config):
+    """The key, where it sits and the closest known key: not the schema and the config after it."""
+    tiny_config["encode"]["batchsize"] = 3
+    proc = snakemake(tmp_path, write_config(tmp_path / "config.yaml", tiny_config), "-n", check=False)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "config key 'batchsize' in encode is not known; did you mean 'batch_size'?" in out
+    assert "Failed validating" not in out and len(out.splitlines()) < 10, out
 
 
 def test_bad_data_stops_with_file_and_line(tmp_path, tiny_config, tiny_beir):

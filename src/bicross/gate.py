@@ -25,7 +25,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from bicross.errors import BicrossError
-from bicross.schemas import replace_dir, write_text_atomic
+from bicross.schemas import remove_stale_temporaries, replace_dir, write_text_atomic
 
 log = logging.getLogger("bicross.gate")
 
@@ -111,8 +111,8 @@ def keep_student(record: dict, out: str | os.PathLike) -> None:
 
     source = Path(resolve_model_path(record["student_model"]))
     out = Path(out)
+    remove_stale_temporaries(out)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("training.json", "*.checkpoints"))
     (tmp / "training.json").write_text(json.dumps({"skipped": True, "gate": record, "copied_from": str(source)},
                                                   indent=1))

@@ -45,8 +45,8 @@ def plot_metrics(metrics_path, out_path) -> None:
         ax.set_xticks(sorted({r["iteration"] for r in rows}))
         ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = atomic_path(out_path).with_suffix(".png")
-    fig.savefig(tmp, dpi=110)
+    tmp = atomic_path(out_path)
+    fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     os.replace(tmp, out_path)
 

@@ -7,8 +7,9 @@ at the writer, not three rules later.
 from __future__ import annotations
 
 import os
+import re
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 
 import pyarrow as pa
@@ -47,13 +48,45 @@ def embeddings_schema(dim: int, id_column: str = "docid") -> pa.Schema:
     return pa.schema([(id_column, pa.string()), ("embedding", pa.list_(pa.float32(), dim))])
 
 
+def _temporaries(name: str) -> re.Pattern:
+    """Names of the temporaries a write of `name` makes: `.<name>.<8 random>.tmp` files (atomic_path) and
+    `.<name>.tmp-<pid>` / `.<name>.old-<pid>` folders (a folder put in place by replace_dir)."""
+    return re.compile(rf"^\.{re.escape(name)}\.([a-z0-9_]{{8}}\.tmp|(tmp|old)-\d+)$")
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove what killed writes of `path` left beside it (returns what went). Call it only where nothing
+    else is writing `path` now: in its job (Snakemake runs one job per output) or its writer."""
+    path = Path(path)
+    pattern = _temporaries(path.name)
+    try:
+        found = [child for child in path.parent.iterdir() if pattern.match(child.name)]
+    except FileNotFoundError:
+        return []
+    for child in found:
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+    return found
+
+
 def atomic_path(path: str | os.PathLike) -> Path:
-    """A temporary sibling of `path`: written first, then renamed over `path`."""
+    """A new empty temporary sibling of `path`, to write first and then rename over `path`.
+
+    Left-overs of killed writes of `path` are removed first. The file is created with mode 0666 less
+    the umask, as a plain `open` would (not mkstemp's 0600), so a group sharing the results reads it.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
+    remove_stale_temporaries(path)
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
 
 
 def write_table(table: pa.Table, path: str | os.PathLike, schema: pa.Schema | None = None) -> None:

@@ -34,7 +34,9 @@ import math
 import os
 import re
 import shutil
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
@@ -45,7 +47,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from bicross.errors import ConfigError
-from bicross.schemas import replace_dir
+from bicross.schemas import remove_stale_temporaries, replace_dir
 
 log = logging.getLogger("bicross.training")
 
@@ -373,6 +375,55 @@ class CheckpointDir:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+def keep_final_checkpoint() -> bool:
+    """Whether to keep the last step's checkpoint after saving the model: set by the workflow
+    (bicross.launch.keep_final_checkpoints), which removes it once Snakemake has recorded the model. A
+    Snakemake interrupted while the job ran records no model and deletes it to run the job again; that
+    rerun resumes from the checkpoint and trains nothing."""
+    from bicross.launch import KEEP_FINAL_CHECKPOINT
+
+    return os.environ.get(KEEP_FINAL_CHECKPOINT) == "1"
+
+
+class StopRequest:
+    """SIGTERM (SLURM's time limit or preemption, `kill`) or SIGINT (Ctrl-C) while training: stop at the
+    end of the current optimizer step, with a checkpoint, rather than lose every step since the last one.
+
+    Only the first signal counts; later ones (a launcher passing it on, a second Ctrl-C) wait for that
+    checkpoint too. The handlers are set in the main thread only (Python allows no other).
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self):
+        self.signum = 0
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def restore(self) -> None:
+        """The handlers from before `install`."""
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    def _handle(self, signum, frame) -> None:
+        if not self.signum:
+            self.signum = signum
+            log.warning("%s: stopping after this step, with a checkpoint", signal.Signals(signum).name)
+
+    def agreed(self, accelerator) -> int:
+        """The signal any process got (0: none), the same on every process: they stop together."""
+        if accelerator.num_processes == 1:
+            return self.signum
+        got = accelerator.gather(torch.tensor([self.signum], device=accelerator.device))
+        return int(got.max().item())
+
+
 # --------------------------------------------------------------------------------------------------
 # the loop
 
@@ -404,8 +455,11 @@ def train(
     `dataset` is map-style with a constant length and ``set_epoch(epoch)``; `loss_fn(model, batch)`
     returns the MEAN loss over the micro-batch. `settings` (JSON-able: hyperparameters, input file
     signatures) is fingerprinted into each checkpoint; a checkpoint with another fingerprint or
-    process layout is discarded rather than resumed. `stop_after_steps` (tests) ends every process
-    with ``os._exit(75)`` right after that optimizer step (and its checkpoint, if one is due).
+    process layout is discarded rather than resumed. SIGTERM or SIGINT stops every process after the
+    current step with a checkpoint (`StopRequest`; exit status 128 + the signal). Under the workflow
+    (`keep_final_checkpoint`) the last step is checkpointed too, so a rerun after an interrupted
+    Snakemake resumes there and trains nothing. `stop_after_steps` (tests) ends every process with
+    ``os._exit(75)`` right after that optimizer step (and its checkpoint, if one is due).
     """
     from transformers import get_linear_schedule_with_warmup
 
@@ -460,6 +514,18 @@ def train(
     epochs_seen = 0
     window_loss = torch.zeros((), device=accelerator.device)
     bar = _progress(accelerator, plan.total_steps, step, unit)
+
+    def position() -> dict[str, Any]:
+        ep, b = (epoch + 1, 0) if batch_in_epoch >= plan.batches_per_epoch else (epoch, batch_in_epoch)
+        return {"step": step, "epoch": ep, "batch": b, "history": history, "fingerprint": stamp, **layout}
+
+    def checkpoint(what: str) -> None:
+        checkpoints.save(accelerator, step, position())
+        if accelerator.is_main_process:
+            log.info("%s at step %d -> %s", what, step, checkpoints.root / f"step-{step}")
+
+    # restored after the final checkpoint (a training is a process of its own: an exception ends it)
+    stop = StopRequest().install()
     start = time.perf_counter()
     while step < plan.total_steps:
         loader.set_epoch(epoch)  # the DataLoaderShard passes it on to dataset.set_epoch
@@ -490,13 +556,15 @@ def train(
             history.append((step, step_loss))
             _report(accelerator, bar, step, plan.total_steps, history, config.log_every, scheduler,
                     examples, start, unit)
-            if step % config.checkpoint_every == 0 and step < plan.total_steps:
-                ep, b = (epoch + 1, 0) if batch_in_epoch >= plan.batches_per_epoch else (epoch, batch_in_epoch)
-                checkpoints.save(accelerator, step, {
-                    "step": step, "epoch": ep, "batch": b, "history": history, "fingerprint": stamp, **layout,
-                })
+            signum = stop.agreed(accelerator) if step < plan.total_steps else 0
+            if (step % config.checkpoint_every == 0 and step < plan.total_steps) or signum:
+                checkpoint("checkpoint")
+            if signum:
+                stop.restore()
                 if accelerator.is_main_process:
-                    log.info("checkpoint at step %d -> %s", step, checkpoints.root / f"step-{step}")
+                    log.warning("stopped by %s after step %d of %d; a rerun resumes from step %d",
+                                signal.Signals(signum).name, step, plan.total_steps, step)
+                raise SystemExit(128 + signum)
             if stop_after_steps is not None and step >= stop_after_steps:
                 log.warning("stopping hard after step %d (stop_after_steps)", step)
                 logging.shutdown()
@@ -506,6 +574,9 @@ def train(
         if batch_in_epoch >= plan.batches_per_epoch:
             epoch, batch_in_epoch = epoch + 1, 0
     seconds = time.perf_counter() - start
+    if keep_final_checkpoint() and step > resumed_from:
+        checkpoint("final checkpoint (kept until the workflow records the model)")
+    stop.restore()
     bar.close()
     total_examples = int(accelerator.reduce(torch.tensor(examples, device=accelerator.device), "sum").item())
     result = TrainResult(steps=step, epochs_seen=epochs_seen, history=history, examples=total_examples,
@@ -548,8 +619,8 @@ def save_final(accelerator, model: torch.nn.Module, out_dir: str | os.PathLike,
     if accelerator.is_main_process:
         out = Path(out_dir)
         out.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out)  # of a killed save: .<name>.tmp-<pid>, .<name>.old-<pid>
         tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
         try:
             save_fn(accelerator.unwrap_model(model, keep_fp32_wrapper=False), tmp)
             replace_dir(tmp, out)
@@ -572,8 +643,12 @@ def learning_check(accelerator, result: TrainResult, uniform: float | None, who:
 
 
 def finish(accelerator, checkpoint_dir: str | os.PathLike) -> None:
-    """After the final model is in place: drop the checkpoints and end the process group."""
+    """After the final model is in place: drop the checkpoints (but the final one while the workflow has
+    yet to record the model: `keep_final_checkpoint`) and end the process group."""
     if accelerator.is_main_process:
-        CheckpointDir(checkpoint_dir).remove()
+        if keep_final_checkpoint():
+            CheckpointDir(checkpoint_dir, keep=1).prune()
+        else:
+            CheckpointDir(checkpoint_dir).remove()
     accelerator.wait_for_everyone()
     accelerator.end_training()

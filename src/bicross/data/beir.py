@@ -60,8 +60,23 @@ def read_queries(path) -> Source:
     return cols.source()
 
 
+# The names a BEIR qrels header gives its columns, compared without case, '-', '_' or spaces
+# (BEIR itself writes `query-id corpus-id score`).
+_QRELS_HEADER = (
+    {"queryid", "qid", "query"},
+    {"corpusid", "corpus", "docid", "documentid", "doc", "pid", "passageid"},
+    {"score", "relevance", "rel", "label", "grade", "judgement", "judgment"},
+)
+
+
+def is_qrels_header(fields: list[str]) -> bool:
+    """Whether a first row names the columns (by its content, not by whether its score parses)."""
+    names = ["".join(f.split()).replace("-", "").replace("_", "").lower() for f in fields]
+    return len(names) == 3 and all(name in known for name, known in zip(names, _QRELS_HEADER, strict=True))
+
+
 def read_qrels(path) -> Source:
-    """query-id TAB corpus-id TAB score; a first line whose score is not an integer is a header."""
+    """query-id TAB corpus-id TAB score; the first line may be a header naming those columns."""
     cols = Columns(QRELS, path)
     first = True
     for n, line in read_lines(path, "qrels: query-id TAB corpus-id TAB score"):
@@ -70,14 +85,14 @@ def read_qrels(path) -> Source:
             raise InputError(
                 path, n, "3 tab-separated fields (query-id, corpus-id, score)", f"{len(fields)} fields"
             )
+        expected = "an integer relevance"
         if first:
             first = False
-            try:
-                int(fields[2])
-            except ValueError:
-                continue  # header
+            if is_qrels_header(fields):
+                continue
+            expected = "a header (query-id, corpus-id, score) or a row with an integer relevance"
         qid, docid = fields[0].strip(), fields[1].strip()
         if not qid or not docid:
             raise InputError(path, n, "a non-empty query-id and corpus-id", repr(line))
-        cols.append(n, qid, docid, parse_relevance(fields[2], path, n))
+        cols.append(n, qid, docid, parse_relevance(fields[2], path, n, expected))
     return cols.source()

@@ -184,7 +184,7 @@ def read_stsb(path, rel: str) -> Source:
     cols = Columns(_RAW, path)
     expected_score = "a numeric score (field 5) between 0 and 5"
     for n, line in read_lines(path, f"STS Benchmark rows ({_STSB_FIELDS}, tab-separated)"):
-        fields = line.removeprefix("\ufeff").split("\t") if n == 1 else line.split("\t")
+        fields = line.split("\t")
         if len(fields) not in (7, 9):
             raise InputError(
                 path, n, f"7 tab-separated fields ({_STSB_FIELDS}), or 9 with the 2 licence fields",
@@ -202,7 +202,7 @@ def read_pairs_tsv(path, rel: str) -> Source:
     cols = Columns(_RAW, path)
     expected_score = "a numeric score (or an empty one for an unlabelled pair) in field 1"
     for n, line in read_lines(path, "sentence pairs: score TAB sentence1 TAB sentence2"):
-        fields = line.removeprefix("\ufeff").split("\t") if n == 1 else line.split("\t")
+        fields = line.split("\t")
         if len(fields) != 3:
             raise InputError(path, n, "3 tab-separated fields (score, sentence1, sentence2)", f"{len(fields)} fields")
         gold = _score(fields[0], path, n, expected_score, allow_empty=True)
@@ -219,14 +219,19 @@ def _split_schema(split: str) -> pa.Schema:
     return PAIRS.with_metadata({SPLIT_KEY: split.encode()})
 
 
-def _load_set(ps: _PairSet) -> pa.Table:
+def _load_set(ps: _PairSet, labelled: bool = False) -> pa.Table:
     rels = _resolve(ps)
     tables = [_READERS[ps.format](Path(ps.root) / rel, rel).table for rel in rels]
     table = pa.concat_tables(tables).cast(_split_schema(ps.split)).combine_chunks()
+    files = ", ".join(str(Path(ps.root) / r) for r in rels)
     if table.num_rows == 0:
-        raise InputError(", ".join(str(Path(ps.root) / r) for r in rels), None,
-                         f"at least one sentence pair in {ps.what}", "none")
+        raise InputError(files, None, f"at least one sentence pair in {ps.what}", "none")
     n_unlabelled = table["gold"].null_count
+    if labelled and table.num_rows - n_unlabelled < 2:  # a correlation needs two gold scores
+        n = table.num_rows - n_unlabelled
+        raise InputError(files, None, f"gold scores for split {ps.split}: it is evaluated (evaluate.splits, "
+                         "validation or sts.select_split), so at least 2 labelled pairs",
+                         "no pair has a score (every score field is empty)" if n == 0 else f"{n} labelled pair")
     log.info("split %s: %d pairs from %d file(s) (%d unlabelled)", ps.split, table.num_rows, len(rels), n_unlabelled)
     return table
 
@@ -247,9 +252,11 @@ def pair_set_spec(cfg: dict, split: str) -> dict:
     return {**asdict(ps), "patterns": list(ps.patterns)}
 
 
-def load_pair_set(spec: dict) -> pa.Table:
-    """The PAIRS table of one split from its `pair_set_spec`."""
-    return _load_set(_PairSet(**{**spec, "patterns": tuple(spec["patterns"])}))
+def load_pair_set(spec: dict, labelled: bool = False) -> pa.Table:
+    """The PAIRS table of one split from its `pair_set_spec`. `labelled`: the split is read for its gold
+    scores (evaluated, validated on, or the supervised baseline's training set), so at least 2 of its
+    pairs must have one; a training-only split may be all unlabelled."""
+    return _load_set(_PairSet(**{**spec, "patterns": tuple(spec["patterns"])}), labelled)
 
 
 def write_pairs(tables: dict[str, pa.Table], outdir) -> None:

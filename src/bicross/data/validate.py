@@ -7,6 +7,7 @@ A generator with no file (builtin) passes `lines=None`: row i is then reported a
 
 from __future__ import annotations
 
+import codecs
 import logging
 from array import array
 from collections.abc import Iterator, Sequence
@@ -67,13 +68,16 @@ def read_lines(path, what: str) -> Iterator[tuple[int, str]]:
     """(1-based line number, text without the newline) for each non-blank line of a UTF-8 file.
 
     Reads bytes and decodes per line so an encoding error names its line; blank lines (often a
-    trailing one) are skipped.
+    trailing one) are skipped. A byte-order mark at the start of the file (Windows editors write one)
+    is not text: it is dropped, so it never becomes part of the first id.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(path, None, f"a file with {what}", "no such file")
     with path.open("rb") as f:
         for n, raw in enumerate(f, 1):
+            if n == 1:
+                raw = raw.removeprefix(codecs.BOM_UTF8)
             try:
                 line = raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as e:
@@ -82,11 +86,11 @@ def read_lines(path, what: str) -> Iterator[tuple[int, str]]:
                 yield n, line
 
 
-def parse_relevance(field: str, path, line: int) -> int:
+def parse_relevance(field: str, path, line: int, expected: str = "an integer relevance") -> int:
     try:
         rel = int(field)
     except ValueError:
-        raise InputError(path, line, "an integer relevance", repr(field)) from None
+        raise InputError(path, line, expected, repr(field)) from None
     if not -(2**31) <= rel < 2**31:
         raise InputError(path, line, "a relevance that fits in int32", field)
     return rel
