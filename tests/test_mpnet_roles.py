@@ -33,7 +33,8 @@ def _trained(res, encoder):
     return json.loads((res / "iter1" / encoder / "model" / "training.json").read_text())
 
 
-@pytest.mark.parametrize("bi_family,cross_family", [("bert", "mpnet"), ("mpnet", "mpnet")])
+# the fast suite runs the mixed pair; MPNet in every role of both tasks is in the slow one (2 min each here)
+@pytest.mark.parametrize("bi_family,cross_family", [("bert", "mpnet"), pytest.param("mpnet", "mpnet", marks=pytest.mark.slow)])
 def test_mpnet_in_the_retrieval_loop(tmp_path, mpnet_tokenizer_dir, bi_family, cross_family):
     """MiniLM-shaped bi-encoder taught by an MPNet cross-encoder (the mixed pair the family is for), and
     MPNet as bi-encoder 0, the distilled bi-encoder and the cross-encoder (from the bi-encoder's weights)."""
@@ -57,6 +58,7 @@ def test_mpnet_in_the_retrieval_loop(tmp_path, mpnet_tokenizer_dir, bi_family, c
     assert st.encode(["a b"]).shape == (1, 32)
 
 
+@pytest.mark.slow
 def test_mutual_trans_encoder_with_a_minilm_shaped_and_an_mpnet_family(tmp_path, mpnet_tokenizer_dir):
     """sts.mutual with two families of different architectures: both STS trainers run on MPNet, each
     direction's labels are both families' scores."""
