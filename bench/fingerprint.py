@@ -15,7 +15,7 @@ sys.path.insert(0, str(REPO / "tests"))
 import pyarrow.parquet as pq  # noqa: E402
 from conftest import save_tiny_bi_encoder, write_tiny_beir  # noqa: E402
 from test_sts_workflow import sts_config, write_tiny_stsb  # noqa: E402
-from workflow_utils import snakemake, write_config  # noqa: E402
+from workflow_utils import snakemake, tiny_loop_config, write_config  # noqa: E402
 
 
 def digest(res: Path) -> dict:
@@ -29,20 +29,7 @@ def digest(res: Path) -> dict:
 
 root = Path(tempfile.mkdtemp(prefix="fp-"))
 model = save_tiny_bi_encoder(root / "model")
-retrieval = {
-    "experiment": "tiny", "iterations": 2,
-    "dataset": {"format": "beir", "path": str(write_tiny_beir(root / "beir")), "splits": ["train", "test"]},
-    "bi_encoder": {"model": str(model)},
-    "tokenize": {"query_max_length": 16, "doc_max_length": 48},
-    "encode": {"batch_size": 8, "precision": "fp32", "shards": 2},
-    "retrieve": {"depth": 20},
-    "mine": {"rank_start": 2, "rank_end": 20, "negatives_per_query": 4},
-    "cross_encoder": {"model": str(model), "init": "warm", "train_group_size": 4, "batch_size": 2,
-                      "epochs": 1, "max_length": 64, "precision": "fp32", "rerank_depth": 10, "teacher_depth": 8},
-    "distill": {"group_size": 4, "batch_size": 4, "epochs": 1, "precision": "fp32"},
-    "overrides": {"cross_encoder": {"learning_rate": [5.0e-5, 3.0e-5]}},
-    "validation": {"losing_teacher": "warn"},
-}
+retrieval = {**tiny_loop_config(model, write_tiny_beir(root / "beir")), "validation": {"losing_teacher": "warn"}}
 (root / "r").mkdir()
 snakemake(root / "r", write_config(root / "r" / "config.yaml", retrieval))
 model_b = save_tiny_bi_encoder(root / "model_b", seed=1)

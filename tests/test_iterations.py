@@ -6,7 +6,7 @@ import zipfile
 
 import pyarrow.parquet as pq
 import pytest
-from workflow_utils import planned_jobs, snakemake, write_config
+from workflow_utils import planned_jobs, snakemake, tiny_loop_config, write_config
 
 
 @pytest.fixture(scope="module")
@@ -15,20 +15,7 @@ def finished_run(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("loop")
     model = save_tiny_bi_encoder(root / "model")
-    config = {
-        "experiment": "tiny", "iterations": 2,
-        "dataset": {"format": "beir", "path": str(write_tiny_beir(root / "beir")), "splits": ["train", "test"]},
-        "bi_encoder": {"model": str(model)},
-        "tokenize": {"query_max_length": 16, "doc_max_length": 48},
-        "encode": {"batch_size": 8, "precision": "fp32", "shards": 2},
-        "retrieve": {"depth": 20},
-        "mine": {"rank_start": 2, "rank_end": 20, "negatives_per_query": 4},
-        "cross_encoder": {"model": str(model), "init": "warm", "train_group_size": 4, "batch_size": 2,
-                          "epochs": 1, "max_length": 64, "precision": "fp32", "rerank_depth": 10,
-                          "teacher_depth": 8},
-        "distill": {"group_size": 4, "batch_size": 4, "epochs": 1, "precision": "fp32"},
-        "overrides": {"cross_encoder": {"learning_rate": [5.0e-5, 3.0e-5]}},
-    }
+    config = tiny_loop_config(model, write_tiny_beir(root / "beir"))
     cfg = write_config(root / "config.yaml", config)
     proc = snakemake(root, cfg)
     return root, config, proc

@@ -54,3 +54,22 @@ def tiny_retrieval_config(model, beir, *, shards: int, eval_splits: list[str]) -
         "retrieve": {"depth": 20},
         "evaluate": {"splits": eval_splits},
     }
+
+
+def tiny_loop_config(model, beir) -> dict:
+    """The whole loop (2 iterations, warm cross-encoder, a per-iteration learning rate) on the tiny model
+    and tiny BEIR data of conftest.py."""
+    return {
+        "experiment": "tiny", "iterations": 2,
+        "dataset": {"format": "beir", "path": str(beir), "splits": ["train", "test"]},
+        "bi_encoder": {"model": str(model)},
+        "tokenize": {"query_max_length": 16, "doc_max_length": 48},
+        "encode": {"batch_size": 8, "precision": "fp32", "shards": 2},
+        "retrieve": {"depth": 20},
+        "mine": {"rank_start": 2, "rank_end": 20, "negatives_per_query": 4},
+        "cross_encoder": {"model": str(model), "init": "warm", "train_group_size": 4, "batch_size": 2,
+                          "epochs": 1, "max_length": 64, "precision": "fp32", "rerank_depth": 10,
+                          "teacher_depth": 8},
+        "distill": {"group_size": 4, "batch_size": 4, "epochs": 1, "precision": "fp32"},
+        "overrides": {"cross_encoder": {"learning_rate": [5.0e-5, 3.0e-5]}},
+    }
