@@ -16,10 +16,7 @@ depend on a label.
 
 from __future__ import annotations
 
-import glob
 import logging
-import math
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -29,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bicross.data import splits_of
-from bicross.data.validate import Columns, Source, read_lines
+from bicross.data.validate import Columns, Source, parse_score, read_lines, resolve_globs
 from bicross.errors import ConfigError, InputError
 from bicross.schemas import PAIR_TEXTS, PAIRS, write_table
 
@@ -45,7 +42,6 @@ UNLABELLED = PAIR_TEXTS  # pair_id, text_a, text_b: a PAIRS table without its go
 _RAW = pa.schema([("pair_id", pa.string()), ("text_a", pa.string()), ("text_b", pa.string()),
                   ("gold", pa.float64())])
 _SPLIT_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
-_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _STSB_FIELDS = "genre, file, year, id, score, sentence1, sentence2"
 
 
@@ -119,17 +115,7 @@ def _pair_sets(cfg: dict) -> list[_PairSet]:
 
 def _resolve(ps: _PairSet) -> list[str]:
     """The set's files relative to its root: globs expanded, sorted, deduplicated; none -> InputError."""
-    base = ps.root or "."
-    if not os.path.isdir(base):
-        raise InputError(ps.root, None, f"a folder holding {ps.what}", "no such folder")
-    found: set[str] = set()
-    for pattern in ps.patterns:
-        hits = [h for h in glob.glob(pattern, root_dir=base, recursive=True) if os.path.isfile(os.path.join(base, h))]
-        if not hits:
-            got = "no file matches this glob" if glob.escape(pattern) != pattern else "no such file"
-            raise InputError(Path(ps.root) / pattern, None, ps.what, got)
-        found.update(os.path.normpath(h) for h in hits)
-    return sorted(found)
+    return resolve_globs(ps.root, ps.patterns, ps.what)
 
 
 def pair_splits(cfg: dict) -> list[str]:
@@ -153,15 +139,6 @@ def pair_files(cfg: dict, split: str | None = None) -> list[str]:
 
 # --- parsing -----------------------------------------------------------------------------------------
 
-def _score(field: str, path, line: int, expected: str, allow_empty: bool) -> float | None:
-    text = field.strip()
-    if not text and allow_empty:
-        return None
-    if not _NUMBER.match(text) or not math.isfinite(value := float(text)):
-        raise InputError(path, line, expected, repr(field))
-    return value
-
-
 def _check_source(src: Source, score_range: tuple[float, float] | None) -> None:
     """Vectorised: both sentences non-empty; labelled scores inside `score_range` (when given)."""
     t = src.table
@@ -170,13 +147,13 @@ def _check_source(src: Source, score_range: tuple[float, float] | None) -> None:
     row = pc.index(pc.or_(blank_a, blank_b), True).as_py()
     if row >= 0:
         which = "sentence1" if blank_a[row].as_py() else "sentence2"
-        raise InputError(src.path, src.line(row), "a non-empty sentence1 and sentence2", f"an empty {which}")
+        raise src.error(row, "a non-empty sentence1 and sentence2", f"an empty {which}")
     if score_range is not None:
         lo, hi = score_range
         out = pc.fill_null(pc.or_(pc.less(t["gold"], lo), pc.greater(t["gold"], hi)), False)
         row = pc.index(out, True).as_py()
         if row >= 0:
-            raise InputError(src.path, src.line(row), f"a score between {lo:g} and {hi:g}", f"{t['gold'][row].as_py()!r}")
+            raise src.error(row, f"a score between {lo:g} and {hi:g}", f"{t['gold'][row].as_py()!r}")
 
 
 def read_stsb(path, rel: str) -> Source:
@@ -190,7 +167,7 @@ def read_stsb(path, rel: str) -> Source:
                 path, n, f"7 tab-separated fields ({_STSB_FIELDS}), or 9 with the 2 licence fields",
                 f"{len(fields)} fields",
             )
-        gold = _score(fields[4], path, n, expected_score, allow_empty=False)
+        gold = parse_score(fields[4], path, n, expected_score, allow_empty=False)
         cols.append(n, f"{rel}:{n}", fields[5], fields[6], gold)
     src = cols.source()
     _check_source(src, STSB_SCORE_RANGE)
@@ -205,7 +182,7 @@ def read_pairs_tsv(path, rel: str) -> Source:
         fields = line.split("\t")
         if len(fields) != 3:
             raise InputError(path, n, "3 tab-separated fields (score, sentence1, sentence2)", f"{len(fields)} fields")
-        gold = _score(fields[0], path, n, expected_score, allow_empty=True)
+        gold = parse_score(fields[0], path, n, expected_score, allow_empty=True)
         cols.append(n, f"{rel}:{n}", fields[1], fields[2], gold)
     src = cols.source()
     _check_source(src, None)
