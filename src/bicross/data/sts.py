@@ -1,4 +1,5 @@
-"""Sentence pairs for `task: sts` (Trans-Encoder): STS Benchmark files and score/sentence TSVs.
+"""Sentence pairs for `task: sts` (Trans-Encoder): STS Benchmark files, score/sentence TSVs, and
+named-column tables (`table`: CSV, TSV, JSONL, Parquet; bicross.data.table).
 
 Every split is a PAIRS table (pair_id, text_a, text_b, gold float32; null gold = unlabelled):
 
@@ -6,8 +7,9 @@ Every split is a PAIRS table (pair_id, text_a, text_b, gold float32; null gold =
 - `dataset.eval_sets` add evaluation-only splits, each with its own format, path and files.
 
 A pair's id is `<file, relative to the set's path>:<line>`: unique within a split, stable, and
-independent of the score, so relabelling a file never changes an id. Texts are kept verbatim (quotes
-are literal; only the line end is removed).
+independent of the score, so relabelling a file never changes an id (a Parquet table: `<file>:<row>`).
+Texts are kept verbatim (stsb / pairs_tsv: quotes are literal; only the line end is removed; table:
+quoting as the format defines it).
 
 The gold-label firewall: training data is built only through `unlabelled` / `training_pairs`, which
 drop the gold column before anything else happens, so the training set (content, order and ids) cannot
@@ -26,13 +28,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bicross.data import splits_of
+from bicross.data.table import PAIR_FIELDS, column_map, read_table
 from bicross.data.validate import Columns, Source, parse_score, read_lines, resolve_globs
 from bicross.errors import ConfigError, InputError
 from bicross.schemas import PAIR_TEXTS, PAIRS, write_table
 
 log = logging.getLogger("bicross.data")
 
-FORMATS = ("stsb", "pairs_tsv")
+FORMATS = ("stsb", "pairs_tsv", "table")
 STSB_SCORE_RANGE = (0.0, 5.0)
 # A PAIRS table's split, kept in its schema metadata by load_pairs / write_pairs / unlabelled, so
 # training_pairs can prefix ids without being told the split of each table.
@@ -52,6 +55,7 @@ class _PairSet:
     root: str  # the configured path ("" = working directory)
     patterns: tuple[str, ...]  # globs relative to root
     what: str  # for error messages
+    columns: dict | None = None  # format table: the file's column names -> text_a, text_b, score
 
 
 # --- configuration -----------------------------------------------------------------------------------
@@ -77,6 +81,7 @@ def _pair_sets(cfg: dict) -> list[_PairSet]:
         raise ConfigError(f"dataset.format must be one of {', '.join(FORMATS)} for task sts; got {fmt!r}")
     root = cfg.get("path") or ""
     splits = splits_of(cfg)
+    columns = _columns(fmt, cfg.get("columns"), "dataset.columns")
     files = cfg.get("files") or {}
     if not isinstance(files, Mapping):
         raise ConfigError(f"dataset.files must map split names to lists of files, got {files!r}")
@@ -92,9 +97,9 @@ def _pair_sets(cfg: dict) -> list[_PairSet]:
         else:
             raise ConfigError(
                 f"dataset.files.{split} must list the files of split {split} (globs relative to "
-                f"dataset.path): format pairs_tsv has no default file names"
+                f"dataset.path): format {fmt} has no default file names"
             )
-        sets.append(_PairSet(split, fmt, root, patterns, f"the {fmt} file(s) of split {split}"))
+        sets.append(_PairSet(split, fmt, root, patterns, f"the {fmt} file(s) of split {split}", columns))
     eval_sets = cfg.get("eval_sets") or {}
     if not isinstance(eval_sets, Mapping):
         raise ConfigError(f"dataset.eval_sets must map names to {{format, path, files}}, got {eval_sets!r}")
@@ -106,11 +111,22 @@ def _pair_sets(cfg: dict) -> list[_PairSet]:
         if efmt not in FORMATS:
             raise ConfigError(f"dataset.eval_sets.{name}.format must be one of {', '.join(FORMATS)}; got {efmt!r}")
         patterns = _patterns(spec.get("files"), f"dataset.eval_sets.{name}.files")
-        sets.append(_PairSet(name, efmt, spec.get("path") or "", patterns, f"the {efmt} file(s) of eval set {name}"))
+        ecolumns = _columns(efmt, spec.get("columns"), f"dataset.eval_sets.{name}.columns")
+        sets.append(_PairSet(name, efmt, spec.get("path") or "", patterns, f"the {efmt} file(s) of eval set {name}",
+                             ecolumns))
     names = [s.split for s in sets]
     if dup := sorted({n for n in names if names.count(n) > 1}):
         raise ConfigError(f"split names must be unique across dataset.splits and dataset.eval_sets; repeated: {dup}")
     return sets
+
+
+def _columns(fmt: str, value, where: str) -> dict | None:
+    """The checked `columns:` map of a table set (None for the other formats, which have no names)."""
+    if fmt == "table":
+        return column_map(value, where, PAIR_FIELDS)
+    if value:
+        raise ConfigError(f"{where} names columns, which only format table has (this set is {fmt})")
+    return None
 
 
 def _resolve(ps: _PairSet) -> list[str]:
@@ -189,7 +205,24 @@ def read_pairs_tsv(path, rel: str) -> Source:
     return src
 
 
-_READERS = {"stsb": read_stsb, "pairs_tsv": read_pairs_tsv}
+def read_pairs_table(path, rel: str, columns: dict) -> Source:
+    """A `table` file (bicross.data.table: CSV, TSV, JSONL or Parquet, named columns): text_a, text_b and
+    an optional score (a missing or empty one: an unlabelled pair). Ids are `<rel>:<line>` (Parquet:
+    `<rel>:<row>`, counted from 0)."""
+    src = read_table(path, PAIR_FIELDS, columns)
+    t = src.table
+    ids = pa.array([f"{rel}:{src.line(i)}" for i in range(t.num_rows)], pa.string())
+    table = pa.Table.from_arrays([ids, t["text_a"], t["text_b"], t["score"]], schema=_RAW)
+    out = Source(table, src.path, src.lines, src.unit)
+    _check_source(out, None)
+    return out
+
+
+def _read(ps: _PairSet, rel: str) -> Source:
+    path = Path(ps.root) / rel
+    if ps.format == "table":
+        return read_pairs_table(path, rel, ps.columns or {})
+    return {"stsb": read_stsb, "pairs_tsv": read_pairs_tsv}[ps.format](path, rel)
 
 
 def _split_schema(split: str) -> pa.Schema:
@@ -198,7 +231,7 @@ def _split_schema(split: str) -> pa.Schema:
 
 def _load_set(ps: _PairSet, labelled: bool = False) -> pa.Table:
     rels = _resolve(ps)
-    tables = [_READERS[ps.format](Path(ps.root) / rel, rel).table for rel in rels]
+    tables = [_read(ps, rel).table for rel in rels]
     table = pa.concat_tables(tables).cast(_split_schema(ps.split)).combine_chunks()
     files = ", ".join(str(Path(ps.root) / r) for r in rels)
     if table.num_rows == 0:
@@ -226,7 +259,10 @@ def pair_set_spec(cfg: dict, split: str) -> dict:
     each split in its own job with this as its parameter, so adding an evaluation set changes no other
     split's job: the training pairs, and everything trained on them, stay as they are."""
     (ps,) = _sets_of(cfg, split)
-    return {**asdict(ps), "patterns": list(ps.patterns)}
+    spec = {**asdict(ps), "patterns": list(ps.patterns)}
+    if spec["columns"] is None:  # not a table: the spec, a job parameter, stays as it was before tables
+        del spec["columns"]
+    return spec
 
 
 def load_pair_set(spec: dict, labelled: bool = False) -> pa.Table:
