@@ -291,6 +291,9 @@ def test_pairs_columns_config(tmp_path):
     write(tmp_path / "p.csv", "csv", ["s1", "s2"], [["a", "b"]])
     with pytest.raises(ConfigError, match=r"dataset\.columns maps columns to \['sentence'\]"):
         pair_set_spec(pairs_cfg(tmp_path, "csv", columns={"s1": "sentence"}), "test")
+    write(tmp_path / "hf" / "p.csv", "csv", ["sentence1", "sentence2"], [["a", "b"]])
+    with pytest.raises(InputError, match=r"expected a column named 'text_a' or 'sentence1' for text_a"):
+        load_pairs(pairs_cfg(tmp_path / "hf", "csv", columns={"sentence1": "text_b"}))  # mapped: no longer text_a's
     stsb = {"format": "pairs_tsv", "path": str(tmp_path), "splits": ["test"], "files": {"test": ["x"]}}
     with pytest.raises(ConfigError, match=r"dataset\.columns names columns, which only format table has"):
         pair_set_spec({**stsb, "columns": {"s1": "text_a"}}, "test")

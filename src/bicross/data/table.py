@@ -185,13 +185,14 @@ def _find(have: Sequence[str], names: Sequence[str]) -> str | None:
 def _chosen(have: Sequence[str], fields, columns: Mapping[str, str], path, line: int | None, what: str):
     """project name -> the file's column (None: an optional column the file does not have)."""
     mapped = {project: name for name, project in columns.items()}
+    unmapped = [h for h in have if h not in columns]  # a column the map gives one field is no other's default
     chosen = {}
     for f in fields:
         if f.name in mapped:
             name = mapped[f.name] if mapped[f.name] in have else None
             expected = f"a {what} {mapped[f.name]!r} (the columns map names it for {f.name})"
         else:
-            name = _find(have, f.names)
+            name = _find(unmapped, f.names)
             expected = (f"a {what} named {' or '.join(map(repr, f.names))} for {f.name} (or a columns map "
                         f"naming yours)")
         if name is None and (f.required or f.name in mapped):
