@@ -302,3 +302,27 @@ def test_pairs_columns_config(tmp_path):
     spec = pair_set_spec({**stsb, "eval_sets": {"extra": eval_set}}, "extra")
     assert spec["columns"] == {"s1": "text_a", "s2": "text_b"}
     assert load_pair_set(spec)["text_b"].to_pylist() == ["b"]
+
+
+def test_quoting_none_reads_every_quote_as_text(tmp_path):
+    """A TSV written without quoting (GLUE's STS-B: a header, sentences that start with a quote): its
+    quotes are text with `quoting: none`; standard quoting stops on the first malformed one."""
+    (tmp_path / "train.tsv").write_text('index\tsentence1\tsentence2\tscore\n'
+                                        '0\t"Yes," he said.\t"Yes"\t4.0\n1\tA "b" c\t"whole"\t1.5\n')
+    cfg = pairs_cfg(tmp_path, "tsv", quoting="none")
+    assert [(r["text_a"], r["text_b"]) for r in load_pairs(cfg)["test"].to_pylist()] == [
+        ('"Yes," he said.', '"Yes"'), ('A "b" c', '"whole"')]
+    with pytest.raises(InputError, match=r"train\.tsv, line 2: expected a well-formed record"):
+        load_pairs(pairs_cfg(tmp_path, "tsv"))
+    with pytest.raises(ConfigError, match=r"dataset\.quoting must be one of csv, none, got 'single'"):
+        load_pairs(pairs_cfg(tmp_path, "tsv", quoting="single"))
+    tsv = {"format": "pairs_tsv", "path": str(tmp_path), "splits": ["test"], "files": {"test": ["x"]}}
+    with pytest.raises(ConfigError, match=r"dataset\.eval_sets\.e\.quoting applies to format table only"):
+        pair_set_spec({**tsv, "eval_sets": {"e": {"format": "stsb", "files": ["x"], "quoting": "none"}}}, "e")
+    (tmp_path / "corpus.tsv").write_text('docid\ttext\nd1\t"A" document\n')
+    (tmp_path / "queries.tsv").write_text('qid\ttext\nq1\t"quoted" start\n')
+    (tmp_path / "qrels.tsv").write_text("qid\tdocid\trelevance\nq1\td1\t1\n")
+    ds = load_dataset({"format": "table", "path": str(tmp_path), "splits": ["test"], "corpus": "corpus.tsv",
+                       "queries": "queries.tsv", "qrels": "qrels.tsv", "quoting": "none"})
+    assert ds.corpus["text"].to_pylist() == ['"A" document']
+    assert ds.queries["test"]["text"].to_pylist() == ['"quoted" start']

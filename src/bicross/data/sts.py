@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bicross.data import splits_of
-from bicross.data.table import PAIR_FIELDS, column_map, read_table
+from bicross.data.table import PAIR_FIELDS, column_map, quoting_of, read_table
 from bicross.data.validate import Columns, Source, parse_score, read_lines, resolve_globs
 from bicross.errors import ConfigError, InputError
 from bicross.schemas import PAIR_TEXTS, PAIRS, write_table
@@ -56,6 +56,7 @@ class _PairSet:
     patterns: tuple[str, ...]  # globs relative to root
     what: str  # for error messages
     columns: dict | None = None  # format table: the file's column names -> text_a, text_b, score
+    quoting: str | None = None  # format table: csv or none (bicross.data.table.QUOTING)
 
 
 # --- configuration -----------------------------------------------------------------------------------
@@ -82,6 +83,7 @@ def _pair_sets(cfg: dict) -> list[_PairSet]:
     root = cfg.get("path") or ""
     splits = splits_of(cfg)
     columns = _columns(fmt, cfg.get("columns"), "dataset.columns")
+    quoting = _quoting(fmt, cfg.get("quoting"), "dataset.quoting")
     files = cfg.get("files") or {}
     if not isinstance(files, Mapping):
         raise ConfigError(f"dataset.files must map split names to lists of files, got {files!r}")
@@ -99,7 +101,7 @@ def _pair_sets(cfg: dict) -> list[_PairSet]:
                 f"dataset.files.{split} must list the files of split {split} (globs relative to "
                 f"dataset.path): format {fmt} has no default file names"
             )
-        sets.append(_PairSet(split, fmt, root, patterns, f"the {fmt} file(s) of split {split}", columns))
+        sets.append(_PairSet(split, fmt, root, patterns, f"the {fmt} file(s) of split {split}", columns, quoting))
     eval_sets = cfg.get("eval_sets") or {}
     if not isinstance(eval_sets, Mapping):
         raise ConfigError(f"dataset.eval_sets must map names to {{format, path, files}}, got {eval_sets!r}")
@@ -112,8 +114,9 @@ def _pair_sets(cfg: dict) -> list[_PairSet]:
             raise ConfigError(f"dataset.eval_sets.{name}.format must be one of {', '.join(FORMATS)}; got {efmt!r}")
         patterns = _patterns(spec.get("files"), f"dataset.eval_sets.{name}.files")
         ecolumns = _columns(efmt, spec.get("columns"), f"dataset.eval_sets.{name}.columns")
+        equoting = _quoting(efmt, spec.get("quoting"), f"dataset.eval_sets.{name}.quoting")
         sets.append(_PairSet(name, efmt, spec.get("path") or "", patterns, f"the {efmt} file(s) of eval set {name}",
-                             ecolumns))
+                             ecolumns, equoting))
     names = [s.split for s in sets]
     if dup := sorted({n for n in names if names.count(n) > 1}):
         raise ConfigError(f"split names must be unique across dataset.splits and dataset.eval_sets; repeated: {dup}")
@@ -126,6 +129,14 @@ def _columns(fmt: str, value, where: str) -> dict | None:
         return column_map(value, where, PAIR_FIELDS)
     if value:
         raise ConfigError(f"{where} names columns, which only format table has (this set is {fmt})")
+    return None
+
+
+def _quoting(fmt: str, value, where: str) -> str | None:
+    if fmt == "table":
+        return quoting_of(value, where)
+    if value is not None:
+        raise ConfigError(f"{where} applies to format table only (this set is {fmt})")
     return None
 
 
@@ -205,11 +216,11 @@ def read_pairs_tsv(path, rel: str) -> Source:
     return src
 
 
-def read_pairs_table(path, rel: str, columns: dict) -> Source:
+def read_pairs_table(path, rel: str, columns: dict, quoting: str = "csv") -> Source:
     """A `table` file (bicross.data.table: CSV, TSV, JSONL or Parquet, named columns): text_a, text_b and
     an optional score (a missing or empty one: an unlabelled pair). Ids are `<rel>:<line>` (Parquet:
     `<rel>:<row>`, counted from 0)."""
-    src = read_table(path, PAIR_FIELDS, columns)
+    src = read_table(path, PAIR_FIELDS, columns, quoting)
     t = src.table
     ids = pa.array([f"{rel}:{src.line(i)}" for i in range(t.num_rows)], pa.string())
     table = pa.Table.from_arrays([ids, t["text_a"], t["text_b"], t["score"]], schema=_RAW)
@@ -221,7 +232,7 @@ def read_pairs_table(path, rel: str, columns: dict) -> Source:
 def _read(ps: _PairSet, rel: str) -> Source:
     path = Path(ps.root) / rel
     if ps.format == "table":
-        return read_pairs_table(path, rel, ps.columns or {})
+        return read_pairs_table(path, rel, ps.columns or {}, ps.quoting or "csv")
     return {"stsb": read_stsb, "pairs_tsv": read_pairs_tsv}[ps.format](path, rel)
 
 
@@ -260,8 +271,8 @@ def pair_set_spec(cfg: dict, split: str) -> dict:
     split's job: the training pairs, and everything trained on them, stay as they are."""
     (ps,) = _sets_of(cfg, split)
     spec = {**asdict(ps), "patterns": list(ps.patterns)}
-    if spec["columns"] is None:  # not a table: the spec, a job parameter, stays as it was before tables
-        del spec["columns"]
+    if ps.format != "table":  # the spec, a job parameter, stays as it was before tables
+        del spec["columns"], spec["quoting"]
     return spec
 
 

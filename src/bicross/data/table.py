@@ -2,7 +2,8 @@
 
 A file's extension names its format: `.csv` (comma-separated) and `.tsv` (tab-separated) are read by
 Python's csv module with a header row and standard quoting (a field in double quotes may hold the
-delimiter, a newline, and `""` for a quote; a quote inside an unquoted field is text), `.jsonl` holds
+delimiter, a newline, and `""` for a quote; a quote inside an unquoted field is text; `quoting: none`
+reads every quote as text, as in TSVs written without quoting), `.jsonl` holds
 one JSON object per line, `.parquet` is read with pyarrow. A column is found by name: the `columns:`
 map (the file's name -> the project's) first, else the project's own name, else the name of the
 MTEB / Hugging Face datasets layout (corpus `_id, title, text`, queries `_id, text`, qrels `query-id,
@@ -69,6 +70,7 @@ DEFAULT_FILES = {"corpus": "corpus/*.parquet", "queries": "queries/*.parquet", "
 SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "parquet"}
 _ARROW = {"id": pa.string(), "text": pa.string(), "int": pa.int32(), "number": pa.float64()}
 _INT32 = (-(2**31), 2**31 - 1)
+QUOTING = {"csv": csv.QUOTE_MINIMAL, "none": csv.QUOTE_NONE}  # how CSV / TSV fields are quoted
 
 
 def schema_of(fields: Sequence[Field]) -> pa.Schema:
@@ -91,6 +93,15 @@ def column_map(value, where: str, fields: Sequence[Field]) -> dict[str, str]:
     if repeated := sorted({v for v in targets if targets.count(v) > 1}):
         raise ConfigError(f"{where} maps more than one column to {repeated}")
     return dict(value)
+
+
+def quoting_of(value, where: str) -> str:
+    """`quoting:` of a table: csv (the default: double quotes as CSV defines them) or none."""
+    if value is None:
+        return "csv"
+    if value not in QUOTING:
+        raise ConfigError(f"{where} must be one of {', '.join(QUOTING)}, got {value!r}")
+    return value
 
 
 def retrieval_columns(cfg: dict) -> dict[str, dict[str, str]]:
@@ -138,13 +149,14 @@ def load_table(cfg: dict) -> Dataset:
     """The retrieval Dataset of `dataset.format: table` (see the module docstring), checked like every
     loader's (bicross.data.validate). Splits that read the same query files share one query table."""
     columns = retrieval_columns(cfg)
+    quoting = quoting_of(cfg.get("quoting"), "dataset.quoting")
     sources: dict[tuple, Source] = {}
 
     def source(kind: str, split: str | None = None) -> Source:
         files = _files(cfg, kind, split)
         key = (kind, *files)
         if key not in sources:
-            sources[key] = concat_sources([read_table(f, KINDS[kind], columns[kind]) for f in files])
+            sources[key] = concat_sources([read_table(f, KINDS[kind], columns[kind], quoting) for f in files])
         return sources[key]
 
     splits = splits_of(cfg)
@@ -156,8 +168,9 @@ def load_table(cfg: dict) -> Dataset:
 
 # --- reading -----------------------------------------------------------------------------------------
 
-def read_table(path, fields: Sequence[Field], columns: Mapping[str, str]) -> Source:
-    """The fields' columns of one file (format by extension) as a Source in `schema_of(fields)`."""
+def read_table(path, fields: Sequence[Field], columns: Mapping[str, str], quoting: str = "csv") -> Source:
+    """The fields' columns of one file (format by extension) as a Source in `schema_of(fields)`;
+    `quoting` (QUOTING) applies to CSV and TSV."""
     path = Path(path)
     fmt = SUFFIXES.get(path.suffix.lower())
     if fmt is None:
@@ -167,7 +180,7 @@ def read_table(path, fields: Sequence[Field], columns: Mapping[str, str]) -> Sou
         return _read_parquet(path, fields, columns)
     if fmt == "jsonl":
         return _read_jsonl(path, fields, columns)
-    return _read_delimited(path, fields, columns, "\t" if fmt == "tsv" else ",")
+    return _read_delimited(path, fields, columns, "\t" if fmt == "tsv" else ",", quoting)
 
 
 def _find(have: Sequence[str], names: Sequence[str]) -> str | None:
@@ -218,11 +231,12 @@ def _from_text(f: Field, value: str, column: str, path, n: int):
     return value
 
 
-def _records(path, delimiter: str, what: str) -> Iterator[tuple[int, list[str]]]:
+def _records(path, delimiter: str, what: str, quoting: str) -> Iterator[tuple[int, list[str]]]:
     """(first line, fields) of each non-blank record; a quoted field may span lines."""
     lines = (line for _, line in numbered_lines(path, what))
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # documents longer than csv's 128 KiB default
-    reader = csv.reader(lines, delimiter=delimiter, quotechar='"', doublequote=True, strict=True)
+    reader = csv.reader(lines, delimiter=delimiter, quotechar='"', doublequote=True, strict=True,
+                        quoting=QUOTING[quoting])
     start = 1
     while True:
         try:
@@ -237,9 +251,9 @@ def _records(path, delimiter: str, what: str) -> Iterator[tuple[int, list[str]]]
         start = reader.line_num + 1
 
 
-def _read_delimited(path, fields, columns, delimiter: str) -> Source:
+def _read_delimited(path, fields, columns, delimiter: str, quoting: str) -> Source:
     what = f"{'tab' if delimiter == chr(9) else 'comma'}-separated values with a header row"
-    records = _records(path, delimiter, what)
+    records = _records(path, delimiter, what, quoting)
     first = next(records, None)
     if first is None:
         raise InputError(path, None, f"a header row naming the columns ({what})", "an empty file")
