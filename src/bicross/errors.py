@@ -8,18 +8,28 @@ class BicrossError(Exception):
 
 
 class InputError(BicrossError):
-    """Bad input data: a malformed line, a duplicate or unknown id, an empty text, a missing file."""
+    """Bad input data: a malformed line, a duplicate or unknown id, an empty text, a missing file.
 
-    def __init__(self, path, line: int | None, expected: str, got: str | None = None):
+    `line` is a 1-based line of a text file, or with `unit="row"` a Parquet row counted from 0 (as
+    `table.slice(row, 1)` and pandas' `iloc` count them).
+    """
+
+    def __init__(self, path, line: int | None, expected: str, got: str | None = None, unit: str = "line"):
         self.path = str(path)
         self.line = line
+        self.unit = unit
         self.expected = expected
         self.got = got
-        where = self.path if line is None else f"{self.path}, line {line}"
+        where = self.path if line is None else f"{self.path}, {place(line, unit)}"
         message = f"{where}: expected {expected}"
         if got is not None:
             message += f", got {got}"
         super().__init__(message)
+
+
+def place(line: int, unit: str = "line") -> str:
+    """`line 12`, or `row 11 (from 0)` for a Parquet row."""
+    return f"row {line} (from 0)" if unit == "row" else f"{unit} {line}"
 
 
 class ConfigError(BicrossError):

@@ -1,10 +1,11 @@
-"""Datasets: load BEIR / MS MARCO / builtin data into Arrow tables and write the `data/` artifacts.
+"""Datasets: load BEIR / MS MARCO / named-column table / builtin data into Arrow tables and write the `data/` artifacts.
 
 Loaders are imported lazily so `import bicross.data` stays cheap and works before every format exists.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,11 +35,35 @@ def load_dataset(cfg: dict) -> Dataset:
         from bicross.data.msmarco import load_msmarco
 
         return load_msmarco(cfg)
+    if fmt == "table":
+        from bicross.data.table import load_table
+
+        return load_table(cfg)
     if fmt == "builtin":
         from bicross.data.builtin import load_builtin
 
         return load_builtin(cfg)
-    raise ConfigError(f"dataset.format must be one of beir, msmarco, builtin; got {fmt!r}")
+    raise ConfigError(f"dataset.format must be one of beir, msmarco, table, builtin; got {fmt!r}")
+
+
+def input_files(cfg: dict) -> list[str]:
+    """The files a retrieval dataset is read from (the workflow's inputs of prepare_data, so an edited
+    file prepares the data again); none for builtin."""
+    fmt, root = cfg.get("format"), cfg.get("path") or ""
+    if fmt == "table":
+        from bicross.data.table import table_files
+
+        return table_files(cfg)
+    splits = splits_of(cfg)
+    if fmt == "beir":
+        files = ["corpus.jsonl", "queries.jsonl", *(f"qrels/{s}.tsv" for s in splits)]
+    elif fmt == "msmarco":
+        from bicross.data.msmarco import collection_file, split_files
+
+        files = [collection_file(cfg), *split_files(cfg, "queries"), *split_files(cfg, "qrels")]
+    else:
+        return []
+    return [os.path.join(root, f) for f in files]
 
 
 def write_dataset(ds: Dataset, outdir) -> None:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from bicross.data import Dataset, splits_of
-from bicross.data.validate import Columns, Source, build_dataset, parse_relevance, read_lines
+from bicross.data.validate import Columns, Source, build_dataset, json_rows, parse_relevance, read_lines
 from bicross.errors import InputError
 from bicross.schemas import CORPUS, QRELS, QUERIES
 
@@ -18,17 +17,6 @@ def load_beir(cfg: dict) -> Dataset:
     splits = splits_of(cfg)
     qrels = {s: read_qrels(root / "qrels" / f"{s}.tsv") for s in splits}
     return build_dataset(corpus, dict.fromkeys(splits, queries), qrels, cfg.get("on_unknown_id", "error"))
-
-
-def _json_rows(path, what: str):
-    for n, line in read_lines(path, what):
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(path, n, "a JSON object", f"malformed JSON ({e.msg})") from None
-        if not isinstance(obj, dict):
-            raise InputError(path, n, "a JSON object", type(obj).__name__)
-        yield n, obj
 
 
 def _field(obj: dict, key: str, path, n: int, required: bool = True) -> str:
@@ -46,7 +34,7 @@ def _field(obj: dict, key: str, path, n: int, required: bool = True) -> str:
 
 def read_corpus(path) -> Source:
     cols = Columns(CORPUS, path)
-    for n, obj in _json_rows(path, "one JSON document per line (_id, title, text)"):
+    for n, obj in json_rows(path, "one JSON document per line (_id, title, text)"):
         cols.append(
             n, _field(obj, "_id", path, n), _field(obj, "title", path, n, False), _field(obj, "text", path, n)
         )
@@ -55,7 +43,7 @@ def read_corpus(path) -> Source:
 
 def read_queries(path) -> Source:
     cols = Columns(QUERIES, path)
-    for n, obj in _json_rows(path, "one JSON query per line (_id, text)"):
+    for n, obj in json_rows(path, "one JSON query per line (_id, text)"):
         cols.append(n, _field(obj, "_id", path, n), _field(obj, "text", path, n))
     return cols.source()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from bicross.data import Dataset, splits_of
@@ -13,18 +14,28 @@ from bicross.schemas import CORPUS, QRELS, QUERIES
 def load_msmarco(cfg: dict) -> Dataset:
     root = Path(cfg["path"])
     splits = splits_of(cfg)
-    files = {}
-    for key in ("queries", "qrels"):
-        mapping = cfg.get(key) or {}
-        if missing := [s for s in splits if s not in mapping]:
-            raise ConfigError(f"dataset.{key} must name a file for every split; missing {missing}")
-        files[key] = mapping
-    if not cfg.get("collection"):
-        raise ConfigError("dataset.collection must name the collection TSV (pid TAB text)")
-    corpus = read_tsv(root / cfg["collection"], CORPUS, "passages: pid TAB text")
+    files = {key: dict(zip(splits, split_files(cfg, key), strict=True)) for key in ("queries", "qrels")}
+    corpus = read_tsv(root / collection_file(cfg), CORPUS, "passages: pid TAB text")
     queries = {s: read_tsv(root / files["queries"][s], QUERIES, "queries: qid TAB text") for s in splits}
     qrels = {s: read_trec_qrels(root / files["qrels"][s]) for s in splits}
     return build_dataset(corpus, queries, qrels, cfg.get("on_unknown_id", "error"))
+
+
+def collection_file(cfg: dict) -> str:
+    if not cfg.get("collection"):
+        raise ConfigError("dataset.collection must name the collection TSV (pid TAB text)")
+    return cfg["collection"]
+
+
+def split_files(cfg: dict, key: str) -> list[str]:
+    """`dataset.queries` or `dataset.qrels`: the file of each split, in `dataset.splits` order."""
+    mapping = cfg.get(key) or {}
+    if not isinstance(mapping, Mapping):
+        raise ConfigError(f"dataset.{key} (format msmarco) must map each split to its file, got {mapping!r}")
+    splits = splits_of(cfg)
+    if missing := [s for s in splits if s not in mapping]:
+        raise ConfigError(f"dataset.{key} must name a file for every split; missing {missing}")
+    return [mapping[s] for s in splits]
 
 
 def read_tsv(path, schema, what: str) -> Source:

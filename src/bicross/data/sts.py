@@ -1,4 +1,5 @@
-"""Sentence pairs for `task: sts` (Trans-Encoder): STS Benchmark files and score/sentence TSVs.
+"""Sentence pairs for `task: sts` (Trans-Encoder): STS Benchmark files, score/sentence TSVs, and
+named-column tables (`table`: CSV, TSV, JSONL, Parquet; bicross.data.table).
 
 Every split is a PAIRS table (pair_id, text_a, text_b, gold float32; null gold = unlabelled):
 
@@ -6,8 +7,9 @@ Every split is a PAIRS table (pair_id, text_a, text_b, gold float32; null gold =
 - `dataset.eval_sets` add evaluation-only splits, each with its own format, path and files.
 
 A pair's id is `<file, relative to the set's path>:<line>`: unique within a split, stable, and
-independent of the score, so relabelling a file never changes an id. Texts are kept verbatim (quotes
-are literal; only the line end is removed).
+independent of the score, so relabelling a file never changes an id (a Parquet table: `<file>:<row>`).
+Texts are kept verbatim (stsb / pairs_tsv: quotes are literal; only the line end is removed; table:
+quoting as the format defines it).
 
 The gold-label firewall: training data is built only through `unlabelled` / `training_pairs`, which
 drop the gold column before anything else happens, so the training set (content, order and ids) cannot
@@ -16,10 +18,7 @@ depend on a label.
 
 from __future__ import annotations
 
-import glob
 import logging
-import math
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -29,13 +28,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bicross.data import splits_of
-from bicross.data.validate import Columns, Source, read_lines
+from bicross.data.table import PAIR_FIELDS, column_map, quoting_of, read_table
+from bicross.data.validate import Columns, Source, parse_score, read_lines, resolve_globs
 from bicross.errors import ConfigError, InputError
 from bicross.schemas import PAIR_TEXTS, PAIRS, write_table
 
 log = logging.getLogger("bicross.data")
 
-FORMATS = ("stsb", "pairs_tsv")
+FORMATS = ("stsb", "pairs_tsv", "table")
 STSB_SCORE_RANGE = (0.0, 5.0)
 # A PAIRS table's split, kept in its schema metadata by load_pairs / write_pairs / unlabelled, so
 # training_pairs can prefix ids without being told the split of each table.
@@ -45,7 +45,6 @@ UNLABELLED = PAIR_TEXTS  # pair_id, text_a, text_b: a PAIRS table without its go
 _RAW = pa.schema([("pair_id", pa.string()), ("text_a", pa.string()), ("text_b", pa.string()),
                   ("gold", pa.float64())])
 _SPLIT_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
-_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _STSB_FIELDS = "genre, file, year, id, score, sentence1, sentence2"
 
 
@@ -56,6 +55,8 @@ class _PairSet:
     root: str  # the configured path ("" = working directory)
     patterns: tuple[str, ...]  # globs relative to root
     what: str  # for error messages
+    columns: dict | None = None  # format table: the file's column names -> text_a, text_b, score
+    quoting: str | None = None  # format table: csv or none (bicross.data.table.QUOTING)
 
 
 # --- configuration -----------------------------------------------------------------------------------
@@ -81,6 +82,8 @@ def _pair_sets(cfg: dict) -> list[_PairSet]:
         raise ConfigError(f"dataset.format must be one of {', '.join(FORMATS)} for task sts; got {fmt!r}")
     root = cfg.get("path") or ""
     splits = splits_of(cfg)
+    columns = _columns(fmt, cfg.get("columns"), "dataset.columns")
+    quoting = _quoting(fmt, cfg.get("quoting"), "dataset.quoting")
     files = cfg.get("files") or {}
     if not isinstance(files, Mapping):
         raise ConfigError(f"dataset.files must map split names to lists of files, got {files!r}")
@@ -96,9 +99,9 @@ def _pair_sets(cfg: dict) -> list[_PairSet]:
         else:
             raise ConfigError(
                 f"dataset.files.{split} must list the files of split {split} (globs relative to "
-                f"dataset.path): format pairs_tsv has no default file names"
+                f"dataset.path): format {fmt} has no default file names"
             )
-        sets.append(_PairSet(split, fmt, root, patterns, f"the {fmt} file(s) of split {split}"))
+        sets.append(_PairSet(split, fmt, root, patterns, f"the {fmt} file(s) of split {split}", columns, quoting))
     eval_sets = cfg.get("eval_sets") or {}
     if not isinstance(eval_sets, Mapping):
         raise ConfigError(f"dataset.eval_sets must map names to {{format, path, files}}, got {eval_sets!r}")
@@ -110,26 +113,36 @@ def _pair_sets(cfg: dict) -> list[_PairSet]:
         if efmt not in FORMATS:
             raise ConfigError(f"dataset.eval_sets.{name}.format must be one of {', '.join(FORMATS)}; got {efmt!r}")
         patterns = _patterns(spec.get("files"), f"dataset.eval_sets.{name}.files")
-        sets.append(_PairSet(name, efmt, spec.get("path") or "", patterns, f"the {efmt} file(s) of eval set {name}"))
+        ecolumns = _columns(efmt, spec.get("columns"), f"dataset.eval_sets.{name}.columns")
+        equoting = _quoting(efmt, spec.get("quoting"), f"dataset.eval_sets.{name}.quoting")
+        sets.append(_PairSet(name, efmt, spec.get("path") or "", patterns, f"the {efmt} file(s) of eval set {name}",
+                             ecolumns, equoting))
     names = [s.split for s in sets]
     if dup := sorted({n for n in names if names.count(n) > 1}):
         raise ConfigError(f"split names must be unique across dataset.splits and dataset.eval_sets; repeated: {dup}")
     return sets
 
 
+def _columns(fmt: str, value, where: str) -> dict | None:
+    """The checked `columns:` map of a table set (None for the other formats, which have no names)."""
+    if fmt == "table":
+        return column_map(value, where, PAIR_FIELDS)
+    if value:
+        raise ConfigError(f"{where} names columns, which only format table has (this set is {fmt})")
+    return None
+
+
+def _quoting(fmt: str, value, where: str) -> str | None:
+    if fmt == "table":
+        return quoting_of(value, where)
+    if value is not None:
+        raise ConfigError(f"{where} applies to format table only (this set is {fmt})")
+    return None
+
+
 def _resolve(ps: _PairSet) -> list[str]:
     """The set's files relative to its root: globs expanded, sorted, deduplicated; none -> InputError."""
-    base = ps.root or "."
-    if not os.path.isdir(base):
-        raise InputError(ps.root, None, f"a folder holding {ps.what}", "no such folder")
-    found: set[str] = set()
-    for pattern in ps.patterns:
-        hits = [h for h in glob.glob(pattern, root_dir=base, recursive=True) if os.path.isfile(os.path.join(base, h))]
-        if not hits:
-            got = "no file matches this glob" if glob.escape(pattern) != pattern else "no such file"
-            raise InputError(Path(ps.root) / pattern, None, ps.what, got)
-        found.update(os.path.normpath(h) for h in hits)
-    return sorted(found)
+    return resolve_globs(ps.root, ps.patterns, ps.what)
 
 
 def pair_splits(cfg: dict) -> list[str]:
@@ -153,15 +166,6 @@ def pair_files(cfg: dict, split: str | None = None) -> list[str]:
 
 # --- parsing -----------------------------------------------------------------------------------------
 
-def _score(field: str, path, line: int, expected: str, allow_empty: bool) -> float | None:
-    text = field.strip()
-    if not text and allow_empty:
-        return None
-    if not _NUMBER.match(text) or not math.isfinite(value := float(text)):
-        raise InputError(path, line, expected, repr(field))
-    return value
-
-
 def _check_source(src: Source, score_range: tuple[float, float] | None) -> None:
     """Vectorised: both sentences non-empty; labelled scores inside `score_range` (when given)."""
     t = src.table
@@ -170,13 +174,13 @@ def _check_source(src: Source, score_range: tuple[float, float] | None) -> None:
     row = pc.index(pc.or_(blank_a, blank_b), True).as_py()
     if row >= 0:
         which = "sentence1" if blank_a[row].as_py() else "sentence2"
-        raise InputError(src.path, src.line(row), "a non-empty sentence1 and sentence2", f"an empty {which}")
+        raise src.error(row, "a non-empty sentence1 and sentence2", f"an empty {which}")
     if score_range is not None:
         lo, hi = score_range
         out = pc.fill_null(pc.or_(pc.less(t["gold"], lo), pc.greater(t["gold"], hi)), False)
         row = pc.index(out, True).as_py()
         if row >= 0:
-            raise InputError(src.path, src.line(row), f"a score between {lo:g} and {hi:g}", f"{t['gold'][row].as_py()!r}")
+            raise src.error(row, f"a score between {lo:g} and {hi:g}", f"{t['gold'][row].as_py()!r}")
 
 
 def read_stsb(path, rel: str) -> Source:
@@ -190,7 +194,7 @@ def read_stsb(path, rel: str) -> Source:
                 path, n, f"7 tab-separated fields ({_STSB_FIELDS}), or 9 with the 2 licence fields",
                 f"{len(fields)} fields",
             )
-        gold = _score(fields[4], path, n, expected_score, allow_empty=False)
+        gold = parse_score(fields[4], path, n, expected_score, allow_empty=False)
         cols.append(n, f"{rel}:{n}", fields[5], fields[6], gold)
     src = cols.source()
     _check_source(src, STSB_SCORE_RANGE)
@@ -205,14 +209,31 @@ def read_pairs_tsv(path, rel: str) -> Source:
         fields = line.split("\t")
         if len(fields) != 3:
             raise InputError(path, n, "3 tab-separated fields (score, sentence1, sentence2)", f"{len(fields)} fields")
-        gold = _score(fields[0], path, n, expected_score, allow_empty=True)
+        gold = parse_score(fields[0], path, n, expected_score, allow_empty=True)
         cols.append(n, f"{rel}:{n}", fields[1], fields[2], gold)
     src = cols.source()
     _check_source(src, None)
     return src
 
 
-_READERS = {"stsb": read_stsb, "pairs_tsv": read_pairs_tsv}
+def read_pairs_table(path, rel: str, columns: dict, quoting: str = "csv") -> Source:
+    """A `table` file (bicross.data.table: CSV, TSV, JSONL or Parquet, named columns): text_a, text_b and
+    an optional score (a missing or empty one: an unlabelled pair). Ids are `<rel>:<line>` (Parquet:
+    `<rel>:<row>`, counted from 0)."""
+    src = read_table(path, PAIR_FIELDS, columns, quoting)
+    t = src.table
+    ids = pa.array([f"{rel}:{src.line(i)}" for i in range(t.num_rows)], pa.string())
+    table = pa.Table.from_arrays([ids, t["text_a"], t["text_b"], t["score"]], schema=_RAW)
+    out = Source(table, src.path, src.lines, src.unit)
+    _check_source(out, None)
+    return out
+
+
+def _read(ps: _PairSet, rel: str) -> Source:
+    path = Path(ps.root) / rel
+    if ps.format == "table":
+        return read_pairs_table(path, rel, ps.columns or {}, ps.quoting or "csv")
+    return {"stsb": read_stsb, "pairs_tsv": read_pairs_tsv}[ps.format](path, rel)
 
 
 def _split_schema(split: str) -> pa.Schema:
@@ -221,7 +242,7 @@ def _split_schema(split: str) -> pa.Schema:
 
 def _load_set(ps: _PairSet, labelled: bool = False) -> pa.Table:
     rels = _resolve(ps)
-    tables = [_READERS[ps.format](Path(ps.root) / rel, rel).table for rel in rels]
+    tables = [_read(ps, rel).table for rel in rels]
     table = pa.concat_tables(tables).cast(_split_schema(ps.split)).combine_chunks()
     files = ", ".join(str(Path(ps.root) / r) for r in rels)
     if table.num_rows == 0:
@@ -249,7 +270,10 @@ def pair_set_spec(cfg: dict, split: str) -> dict:
     each split in its own job with this as its parameter, so adding an evaluation set changes no other
     split's job: the training pairs, and everything trained on them, stay as they are."""
     (ps,) = _sets_of(cfg, split)
-    return {**asdict(ps), "patterns": list(ps.patterns)}
+    spec = {**asdict(ps), "patterns": list(ps.patterns)}
+    if ps.format != "table":  # the spec, a job parameter, stays as it was before tables
+        del spec["columns"], spec["quoting"]
+    return spec
 
 
 def load_pair_set(spec: dict, labelled: bool = False) -> pa.Table:

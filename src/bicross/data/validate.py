@@ -7,8 +7,15 @@ A generator with no file (builtin) passes `lines=None`: row i is then reported a
 
 from __future__ import annotations
 
+import bisect
 import codecs
+import glob
+import itertools
+import json
 import logging
+import math
+import os
+import re
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -18,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bicross.data import Dataset
-from bicross.errors import ConfigError, InputError
+from bicross.errors import ConfigError, InputError, place
 from bicross.schemas import CORPUS, QRELS, QUERIES
 
 log = logging.getLogger("bicross.data")
@@ -33,9 +40,42 @@ class Source:
     table: pa.Table
     path: str
     lines: Sequence[int] | None = None  # 1-based line of each row; None: row i is line i + 1
+    unit: str = "line"  # "row": `lines` holds Parquet rows, counted from 0
 
     def line(self, row: int) -> int:
         return row + 1 if self.lines is None else int(self.lines[row])
+
+    def locate(self, row: int) -> tuple[str, int, str]:
+        """The file, line (or Parquet row) and unit of a row of the table."""
+        return self.path, self.line(row), self.unit
+
+    def error(self, row: int, expected: str, got: str | None = None) -> InputError:
+        path, line, unit = self.locate(row)
+        return InputError(path, line, expected, got, unit)
+
+
+@dataclass
+class _Concatenated(Source):
+    """Several files read as one table (shards): each row is located in its own file."""
+
+    parts: tuple[Source, ...] = ()
+    starts: tuple[int, ...] = ()  # the first row of each part
+
+    def locate(self, row: int) -> tuple[str, int, str]:
+        i = bisect.bisect_right(self.starts, row) - 1
+        return self.parts[i].locate(row - self.starts[i])
+
+    def line(self, row: int) -> int:
+        return self.locate(row)[1]
+
+
+def concat_sources(parts: Sequence[Source]) -> Source:
+    """One Source of the rows of several (same schema), in order; errors still name each row's file."""
+    if len(parts) == 1:
+        return parts[0]
+    starts = tuple(itertools.accumulate((p.table.num_rows for p in parts[:-1]), initial=0))
+    table = pa.concat_tables([p.table for p in parts])
+    return _Concatenated(table, ", ".join(p.path for p in parts), parts=tuple(parts), starts=starts)
 
 
 class Columns:
@@ -64,12 +104,12 @@ class Columns:
         return Source(pa.Table.from_batches(self._batches, schema=self.schema), self.path, self._lines)
 
 
-def read_lines(path, what: str) -> Iterator[tuple[int, str]]:
-    """(1-based line number, text without the newline) for each non-blank line of a UTF-8 file.
+def numbered_lines(path, what: str) -> Iterator[tuple[int, str]]:
+    """(1-based line number, text with its line end) for every line of a UTF-8 file, blank ones too.
 
-    Reads bytes and decodes per line so an encoding error names its line; blank lines (often a
-    trailing one) are skipped. A byte-order mark at the start of the file (Windows editors write one)
-    is not text: it is dropped, so it never becomes part of the first id.
+    Reads bytes and decodes per line so an encoding error names its line. A byte-order mark at the
+    start of the file (Windows editors write one) is not text: it is dropped, so it never becomes part
+    of the first id.
     """
     path = Path(path)
     if not path.is_file():
@@ -79,11 +119,46 @@ def read_lines(path, what: str) -> Iterator[tuple[int, str]]:
             if n == 1:
                 raw = raw.removeprefix(codecs.BOM_UTF8)
             try:
-                line = raw.decode("utf-8").rstrip("\r\n")
+                yield n, raw.decode("utf-8")
             except UnicodeDecodeError as e:
                 raise InputError(path, n, "UTF-8 text", str(e)) from None
-            if line.strip():
-                yield n, line
+
+
+def read_lines(path, what: str) -> Iterator[tuple[int, str]]:
+    """(1-based line number, text without the newline) for each non-blank line of a UTF-8 file
+    (`numbered_lines`; blank lines, often a trailing one, are skipped)."""
+    for n, line in numbered_lines(path, what):
+        line = line.rstrip("\r\n")
+        if line.strip():
+            yield n, line
+
+
+def json_rows(path, what: str) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSONL file; anything but an object stops."""
+    for n, line in read_lines(path, what):
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(path, n, "a JSON object", f"malformed JSON ({e.msg})") from None
+        if not isinstance(obj, dict):
+            raise InputError(path, n, "a JSON object", type(obj).__name__)
+        yield n, obj
+
+
+def resolve_globs(root: str, patterns: Sequence[str], what: str) -> list[str]:
+    """The files under `root` ("" = working directory) that the globs name, relative to it: expanded,
+    sorted, deduplicated. A glob matching no file (or a missing file, or folder) raises InputError."""
+    base = root or "."
+    if not os.path.isdir(base):
+        raise InputError(root, None, f"a folder holding {what}", "no such folder")
+    found: set[str] = set()
+    for pattern in patterns:
+        hits = [h for h in glob.glob(pattern, root_dir=base, recursive=True) if os.path.isfile(os.path.join(base, h))]
+        if not hits:
+            got = "no file matches this glob" if glob.escape(pattern) != pattern else "no such file"
+            raise InputError(Path(root) / pattern, None, what, got)
+        found.update(os.path.normpath(h) for h in hits)
+    return sorted(found)
 
 
 def parse_relevance(field: str, path, line: int, expected: str = "an integer relevance") -> int:
@@ -96,6 +171,19 @@ def parse_relevance(field: str, path, line: int, expected: str = "an integer rel
     return rel
 
 
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def parse_score(field: str, path, line: int, expected: str, allow_empty: bool) -> float | None:
+    """A finite decimal number (a similarity score); an empty field is None when `allow_empty`."""
+    text = field.strip()
+    if not text and allow_empty:
+        return None
+    if not _NUMBER.match(text) or not math.isfinite(value := float(text)):
+        raise InputError(path, line, expected, repr(field))
+    return value
+
+
 def check_unique(src: Source, columns: list[str], what: str) -> None:
     """Raise naming the line of the second occurrence of a repeated key."""
     t = src.table.select(columns)
@@ -104,8 +192,9 @@ def check_unique(src: Source, columns: list[str], what: str) -> None:
     first: dict[tuple, int] = {}  # only built on the error path
     for row, key in enumerate(zip(*(t.column(c).to_pylist() for c in columns), strict=True)):
         if key in first:
-            got = f"{'/'.join(key)} again (first on line {src.line(first[key])})"
-            raise InputError(src.path, src.line(row), f"a unique {what}", got)
+            path, line, unit = src.locate(first[key])
+            where = place(line, unit) if path == src.locate(row)[0] else f"{path}, {place(line, unit)}"
+            raise src.error(row, f"a unique {what}", f"{'/'.join(key)} again (first on {where})")
         first[key] = row
 
 
@@ -118,7 +207,7 @@ def check_nonempty(src: Source, columns: list[str], expected: str) -> None:
     row = pc.index(blank, True).as_py()
     if row >= 0:
         key = src.table.column(0)[row].as_py()
-        raise InputError(src.path, src.line(row), expected, f"an empty text for {key}")
+        raise src.error(row, expected, f"an empty text for {key}")
 
 
 def resolve_qrels(src: Source, qids: pa.Array, docids: pa.Array, on_unknown_id: str, split: str) -> pa.Table:
@@ -136,7 +225,7 @@ def resolve_qrels(src: Source, qids: pa.Array, docids: pa.Array, on_unknown_id: 
             expected, got = "a qid that is in the queries", f"unknown qid {t['qid'][row].as_py()}"
         else:
             expected, got = "a docid that is in the corpus", f"unknown docid {t['docid'][row].as_py()}"
-        raise InputError(src.path, src.line(row), expected + " (or set on_unknown_id: drop)", got)
+        raise src.error(row, expected + " (or set on_unknown_id: drop)", got)
     log.warning(
         "split %s: dropped %d of %d qrels rows in %s naming an unknown query (%d) or document (%d)",
         split,
