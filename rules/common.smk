@@ -362,6 +362,13 @@ def metric_files():
     return bi + cross + supervised
 
 
+def values_files():
+    """The per-query (sts: per-pair) values beside each metrics JSON (bicross.evaluate.values_path)."""
+    from bicross.evaluate import values_path
+
+    return [values_path(path) for path in metric_files()]
+
+
 def all_outputs():
     return [f"{RES}/metrics.parquet", f"{RES}/report/metrics.png", *gate_files()]
 
