@@ -38,3 +38,22 @@ rule report_assets:
         CONDA_ENV
     script:
         "../workflow/scripts/report_assets.py"
+
+
+# the model to take: each encoder's best iteration on the selection split, named in best/manifest.json and
+# linked as best/<encoder> (bicross.best)
+rule select_best:
+    input:
+        metrics=rules.summarize.output.metrics,
+    output:
+        directory(f"{RES}/best"),
+    log:
+        f"{RES}/logs/select_best.log",
+    params:
+        split=SELECT_SPLIT,
+        metric=SELECT_METRIC,
+        models=best_models(),
+    conda:
+        CONDA_ENV
+    script:
+        "../workflow/scripts/select_best.py"

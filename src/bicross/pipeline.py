@@ -104,6 +104,32 @@ def retrieve(query_embeddings: str, shards: list[str], depth: int, out: str, thr
     write_table(index.run_table(qids, scores, docids), out, RUN)
 
 
+def mine(run: str, qrels: str, corpus: str, out: str, *, iteration: int, denoise: dict | None = None,
+         teacher: str | None = None, record: str | None = None, **mining) -> dict[str, int]:
+    """Iteration k's hard negatives (bicross.mining), denoised when `denoise` (mine.filter_teacher,
+    max_score, relative_margin) has a `teacher` file this iteration; `record`: what the filter did, as
+    JSON for the summary and report (bicross.summary.loop_checks)."""
+    import json
+
+    from bicross.mining import MiningFilter, mine_negatives
+    from bicross.schemas import write_text_atomic
+
+    kind = denoise["filter_teacher"] if denoise else "none"
+    active = None
+    if denoise and teacher:
+        active = MiningFilter(teacher, denoise["max_score"], denoise["relative_margin"], sigmoid=kind == "cross")
+    elif denoise:
+        log.info("mining filter: none in iteration %d (no cross-encoder before it)", iteration)
+    counts = mine_negatives(run, qrels, corpus, out, denoise=active, **mining)
+    if record:
+        names = {"cross": "cross-encoder", "bi": "bi-encoder"}
+        summary_ = {"iteration": iteration, "teacher": f"{names[kind]} {iteration - 1}" if active else None,
+                    "scale": ("sigmoid(logit)" if kind == "cross" else "run score") if active else None,
+                    "max_score": denoise["max_score"], "relative_margin": denoise["relative_margin"], **counts}
+        write_text_atomic(json.dumps(summary_, indent=2, sort_keys=True) + "\n", record)
+    return counts
+
+
 def evaluate_run(run: str, qrels: str, out: str, *, iteration: int, encoder: str, split: str,
                  relevance_level: int = 1, values_out: str | None = None) -> dict[str, float]:
     """The metrics JSON of a run, and (`values_out`) each judged query's values for the paired tests."""

@@ -197,7 +197,8 @@ def _iterations(results) -> list[tuple[int, Path]]:
 
 def loop_checks(results) -> list[dict]:
     """What each iteration's checks said, in order: every training job's learning verdict (its model's
-    training.json, bicross.learning) and the teacher gate's decisions (bicross.gate)."""
+    training.json, bicross.learning), what the mining filter dropped and the teacher gate's decisions
+    (bicross.gate)."""
     from bicross.learning import LearningCheck
 
     rows = []
@@ -209,6 +210,9 @@ def loop_checks(results) -> list[dict]:
                 check = LearningCheck(**learning)
                 rows.append({"iteration": k, "check": "training", "encoder": f"{kind}{fam}", "passed": check.learned,
                              "message": check.message(f"{ENCODER_NAMES[kind]}{fam} {k}")})
+        path = folder / "mine" / "filter.json"
+        if path.is_file():
+            rows.append(mining_filter_row(k, json.loads(path.read_text())))
         for path in sorted((folder / "gate").glob("*.json")):
             record = json.loads(path.read_text())
             rows.append({"iteration": k, "check": "teacher gate", "encoder": record["student"],
@@ -216,10 +220,21 @@ def loop_checks(results) -> list[dict]:
     return rows
 
 
+def mining_filter_row(k: int, record: dict) -> dict:
+    """A loop_checks row on iteration k's denoised mining (its mine/filter.json, bicross.pipeline.mine)."""
+    from bicross.mining import filter_message
+
+    label = f"mining filter, iteration {k}"
+    message = (filter_message(record, label=f"{label} ({record['teacher']}, {record['scale']})") if record["teacher"]
+               else f"{label}: none (no cross-encoder before iteration {k}); {record['topped_up']} queries topped up")
+    return {"iteration": k, "check": "mining filter", "encoder": "negatives", "passed": True, "message": message}
+
+
 def check_lines(results) -> list[str]:
-    """The summary's lines on the loop's checks: every gate decision, every training that did not learn."""
+    """The summary's lines on the loop's checks: every gate decision and mining filter, every training
+    that did not learn."""
     rows = loop_checks(results)
-    lines = [r["message"] for r in rows if r["check"] == "teacher gate" or not r["passed"]]
+    lines = [r["message"] for r in rows if r["check"] in ("teacher gate", "mining filter") or not r["passed"]]
     if not any(r["check"] == "teacher gate" for r in rows) and any(k >= 1 for k, _ in _iterations(results)):
         lines.append("teacher gate: off (no validation split), every cross-encoder taught unchecked")
     return lines
@@ -239,6 +254,8 @@ def print_summary(metrics_path, select_split: str | None = None, transductive: b
         for encoder, (it, value) in sorted(best.items()):
             shown = f"{value:.2f}" if abs(value) > 1 else f"{value:.4f}"  # x100 correlations / [0, 1] metrics
             text += f"\nbest {encoder} on {select_split}: iteration {it} ({shown})"
+    if results is not None and (Path(results) / "best" / "manifest.json").is_file():
+        text += f"\nthe best models: {Path(results) / 'best'} (manifest.json; best/<encoder> links each)"
     if transductive:
         text += "\nTRANSDUCTIVE: the training pairs include evaluated pairs (their gold scores were never read)"
     print("\nbicross metrics\n" + text, flush=True)
