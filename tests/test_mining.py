@@ -215,7 +215,7 @@ def test_drop_false_negatives_by_hand():
     assert drop_false_negatives(candidates, scores, 0.9, None, None) == (candidates, 0, 0)
 
 
-def test_denoised_mining_drops_in_order_and_counts(tmp_path):
+def test_denoised_mining_drops_in_order_and_counts(tmp_path, caplog):
     """Cross-encoder logits: d2 is above max_score, d4 within the margin of the positive; both leave the
     window, the rest keep their run order, and the top-up never brings them back."""
     from bicross.mining import MiningFilter
@@ -239,6 +239,12 @@ def test_denoised_mining_drops_in_order_and_counts(tmp_path):
         "topped_up_by_filter": 1, "no_positive_score": 1}  # q2's positive d0 has no teacher score
     plain = mine(paths, tmp_path / "plain.parquet", rank_start=1, rank_end=8, negatives_per_query=8, seed=1)
     assert "dropped_margin" not in plain and as_dict(tmp_path / "plain.parquet")["q1"][1] == run["q1"]  # d2, d4 too
+    schemas.write_table(pa.table({"qid": ["q1"], "docid": ["d1"], "score": [0.0]}), teacher, schemas.TEACHER)
+    schemas.write_table(pa.table({"qid": [r[0] for r in rows], "docid": [r[1] for r in rows],
+                                  "score": [9.0] * len(rows)}), teacher, schemas.TEACHER)
+    with caplog.at_level(logging.WARNING, logger="bicross.mining"):  # a teacher that separates nothing
+        mine(paths, tmp_path / "all.parquet", rank_start=1, rank_end=8, negatives_per_query=7, seed=1, denoise=denoise)
+    assert "dropped 11 of 11 window candidates" in caplog.text
     schemas.write_table(pa.table({"qid": ["q1"], "docid": ["d1"], "score": [0.0]}), teacher, schemas.TEACHER)
     with pytest.raises(InputError, match="a teacher score for every candidate"):
         mine(paths, tmp_path / "bad.parquet", rank_start=1, rank_end=8, negatives_per_query=7, seed=1,

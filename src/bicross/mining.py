@@ -430,6 +430,11 @@ def mine_negatives(
     )
     if teacher is not None:
         log.info(filter_message(counts, denoise))
+        dropped = counts["dropped_max_score"] + counts["dropped_margin"]
+        if counts["candidates"] and dropped > counts["candidates"] / 2:  # a teacher that separates nothing
+            log.warning("the mining filter dropped %d of %d window candidates: the teacher may not separate "
+                        "positives from candidates (raise max_score or lower relative_margin)", dropped,
+                        counts["candidates"])
     return counts
 
 
