@@ -86,7 +86,18 @@ def comparisons(rows) -> list[tuple[tuple, tuple]]:
     return found
 
 
-def _read_values(path, metric: str) -> dict:
+def change_between(a: dict, b: dict, metric: str, resamples: int, seed: int):
+    """The paired test of values `a` against `b` (read_values) over the ids both have."""
+    from bicross.significance import mean_change, spearman_change
+
+    ids = sorted(a.keys() & b.keys())  # the same queries (pairs) on both sides
+    if metric == "spearman":
+        return spearman_change([a[i][0] for i in ids], [b[i][0] for i in ids], [a[i][1] for i in ids],
+                               resamples, seed)
+    return mean_change([a[i] for i in ids], [b[i] for i in ids], resamples, seed)
+
+
+def read_values(path, metric: str) -> dict:
     """A values file as id -> value (retrieval: the metric of each query) or id -> (score, gold) (sts)."""
     table = pq.read_table(path)
     if "pair_id" in table.column_names:
@@ -100,8 +111,6 @@ def _read_values(path, metric: str) -> dict:
 def paired_changes(table: pa.Table, values_files: dict[tuple, str], resamples: int, seed: int) -> pa.Table:
     """CHANGES: the paired test of every comparison in the headline metric (bicross.significance), from
     the per-query (sts: per-pair) values each evaluation wrote; rows without a values file are left out."""
-    from bicross.significance import mean_change, spearman_change
-
     metric = headline_metric(table)
     rows = {(r["split"], r["encoder"], r["iteration"]) for r in table.to_pylist()}
     loaded: dict[tuple, dict] = {}
@@ -109,13 +118,8 @@ def paired_changes(table: pa.Table, values_files: dict[tuple, str], resamples: i
     for row, base in comparisons(rows):
         if row not in values_files or base not in values_files:
             continue
-        a, b = (loaded.setdefault(key, _read_values(values_files[key], metric)) for key in (row, base))
-        ids = sorted(a.keys() & b.keys())  # the same queries (pairs) on both sides
-        if metric == "spearman":
-            change = spearman_change([a[i][0] for i in ids], [b[i][0] for i in ids], [a[i][1] for i in ids],
-                                     resamples, seed)
-        else:
-            change = mean_change([a[i] for i in ids], [b[i] for i in ids], resamples, seed)
+        a, b = (loaded.setdefault(key, read_values(values_files[key], metric)) for key in (row, base))
+        change = change_between(a, b, metric, resamples, seed)
         out.append({"split": row[0], "encoder": row[1], "iteration": row[2], "base_encoder": base[1],
                     "base_iteration": base[2], "metric": metric, "difference": change.difference,
                     "low": change.low, "high": change.high, "p": change.p, "n": change.n, "test": change.test})
