@@ -81,3 +81,39 @@ def test_changes_are_tested_and_reported(finished_run):
     tsv = (res / "report" / "changes.tsv").read_text().splitlines()
     assert len(tsv) == len(changes) + 1 and tsv[0].startswith("split\tencoder\titeration\tvs_encoder")
     assert planned_jobs(snakemake(root, root / "config.yaml", "-n")) == {}
+
+
+def test_write_best_links_the_chosen_folders_and_prefers_the_earlier_on_a_tie(tmp_path):
+    from bicross.best import write_best
+    from bicross.errors import ConfigError
+    from bicross.summary import write_metrics
+
+    rows = [("bi", 0, 0.50), ("bi", 1, 0.60), ("bi", 2, 0.60), ("cross", 1, 0.70), ("cross", 2, 0.65),
+            ("cross-supervised", 0, 0.9)]
+    paths = []
+    for i, (encoder, k, value) in enumerate(rows):
+        path = tmp_path / f"{i}.json"
+        path.write_text(json.dumps({"encoder": encoder, "iteration": k, "split": "dev",
+                                    "metrics": {"ndcg@10": value, "num_queries": 6}}))
+        paths.append(str(path))
+    write_metrics(paths, tmp_path / "metrics.parquet")
+    models = {"bi": ["hub/model-name", str(tmp_path / "iter1"), str(tmp_path / "iter2")],
+              "cross": [None, str(tmp_path / "c1"), str(tmp_path / "c2")]}
+    for folder in ("iter1", "iter2", "c1", "c2"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "name").write_text(folder)
+    manifest = write_best(tmp_path / "metrics.parquet", tmp_path / "best", split="dev", metric="ndcg@10",
+                          models=models)
+    assert {e: (m["iteration"], m["link"]) for e, m in manifest["models"].items()} == {
+        "bi": (1, "bi"), "cross": (1, "cross")}  # the supervised baseline is no loop model
+    assert (tmp_path / "best" / "bi" / "name").read_text() == "iter1"  # the tie with iteration 2: the earlier
+    assert not (tmp_path / "best" / "bi").readlink().is_absolute()
+    assert json.loads((tmp_path / "best" / "manifest.json").read_text()) == manifest
+    (tmp_path / "metrics.parquet").rename(tmp_path / "m.parquet")
+    write_metrics(paths[:1], tmp_path / "metrics.parquet")  # only bi-encoder 0: a hub name, no link
+    assert write_best(tmp_path / "metrics.parquet", tmp_path / "best", split="dev", metric="ndcg@10",
+                      models=models)["models"] == {"bi": {"iteration": 0, "value": 0.5, "model": "hub/model-name",
+                                                          "link": None}}
+    assert not (tmp_path / "best" / "bi").exists()
+    with pytest.raises(ConfigError, match="no such metric on split 'dev'.*it has ndcg@10, num_queries"):
+        write_best(tmp_path / "metrics.parquet", tmp_path / "best", split="dev", metric="mrr@10", models=models)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from bicross.errors import ConfigError
 from bicross.schemas import remove_stale_temporaries, replace_dir
 from bicross.summary import best_iterations
 
@@ -28,7 +29,12 @@ MANIFEST = "manifest.json"
 def write_best(metrics_path, out_dir, *, split: str, metric: str, models: dict[str, list[str | None]]) -> dict:
     """Write best/ (manifest and links) for the encoders of `models` (encoder -> model of iteration 0, 1,
     ...); returns the manifest."""
-    best = best_iterations(pq.read_table(metrics_path), split, metric)
+    table = pq.read_table(metrics_path)
+    best = best_iterations(table, split, metric)
+    if not best:
+        known = sorted({r["metric"] for r in table.to_pylist() if r["split"] == split})
+        raise ConfigError(f"config evaluate.select_metric {metric!r}: no such metric on split {split!r} in "
+                          f"{os.fspath(metrics_path)} (it has {', '.join(known) or 'no rows'})")
     out = Path(out_dir)
     remove_stale_temporaries(out)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
