@@ -58,6 +58,7 @@ def test_mean_change_and_its_text():
     assert change.p == pytest.approx(8 / 16)
     assert Change(0.0208, 0.0041, 0.0383, 0.0199, "", 100).text() == "+0.0208 [+0.004, +0.038] p=0.020"
     assert Change(2.825, -1.11, 6.79, 0.155, "", 100).text() == "+2.83 [-1.11, +6.79] p=0.155"
+    assert Change(0.05, 0.03, 0.07, 1 / 10_001, "", 100).text() == "+0.0500 [+0.030, +0.070] p<0.001"
 
 
 def test_resampled_ranks_match_ranks_with_ties():

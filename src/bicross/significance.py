@@ -37,9 +37,10 @@ class Change:
 
     def text(self) -> str:
         """e.g. `+0.0208 [+0.004, +0.038] p=0.020`; x100 correlations with two decimals: `+2.83 [-1.11, +6.79]`."""
+        p = "p<0.001" if self.p < 0.001 else f"p={self.p:.3f}"  # Monte Carlo p is at least 1 / (resamples + 1)
         if max(abs(self.low), abs(self.high), abs(self.difference)) > 1:
-            return f"{self.difference:+.2f} [{self.low:+.2f}, {self.high:+.2f}] p={self.p:.3f}"
-        return f"{self.difference:+.4f} [{self.low:+.3f}, {self.high:+.3f}] p={self.p:.3f}"
+            return f"{self.difference:+.2f} [{self.low:+.2f}, {self.high:+.2f}] {p}"
+        return f"{self.difference:+.4f} [{self.low:+.3f}, {self.high:+.3f}] {p}"
 
 
 def _chunks(total: int):

@@ -174,8 +174,8 @@ def format_table(table: pa.Table, changes: pa.Table | None = None) -> str:
     text = "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines)
     if tested:
         first = next(iter(tested.values()))
-        text += (f"\nchanges in {first['metric']}: difference [95% interval] p, {first['test']} over the same "
-                 f"{'pairs' if first['metric'] == 'spearman' else 'queries'} (seeded: a rerun gives the same)")
+        text += (f"\nchanges in {first['metric']}: difference [95% interval] p over the same "
+                 f"{'pairs' if first['metric'] == 'spearman' else 'queries'}; {first['test']}; seeded")
     return text
 
 
