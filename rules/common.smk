@@ -27,8 +27,6 @@ CROSS = config["cross_encoder"]
 DISTILL = config["distill"]
 TASK = config["task"]
 STS = config["sts"]
-if TASK == "sts" and STS["select_split"] and STS["select_split"] not in EVAL_SPLITS:
-    EVAL_SPLITS = [*EVAL_SPLITS, STS["select_split"]]  # the best iteration is chosen on it
 VALIDATION = config["validation"]
 HOLDOUT_SPLIT = "holdout"  # retrieval: train queries held out for validation (bicross.data.hold_out)
 
@@ -48,6 +46,19 @@ HOLDOUT = ({"split": TRAIN_SPLIT, "name": HOLDOUT_SPLIT, "size": VALIDATION["hol
             "seed": config["seed"]} if TASK == "retrieval" and VAL_SPLIT == HOLDOUT_SPLIT else None)
 DATA_SPLITS = [*SPLITS, HOLDOUT_SPLIT] if HOLDOUT else SPLITS  # what prepare_data writes (retrieval)
 VAL_METRIC = VALIDATION["metric"] if VALIDATION["metric"] != "auto" else ("spearman" if TASK == "sts" else "ndcg@10")
+
+
+def _select_split():
+    """The split each encoder's best iteration is chosen on (the summary, best/); None: none. task sts:
+    sts.select_split; retrieval: evaluate.select_split, auto = the validation split."""
+    if TASK == "sts":
+        return STS["select_split"]
+    split = config["evaluate"]["select_split"]
+    return VAL_SPLIT if split == "auto" else split
+
+
+SELECT_SPLIT = _select_split()
+SELECT_METRIC = config["evaluate"]["select_metric"] if config["evaluate"]["select_metric"] != "auto" else VAL_METRIC
 
 
 def _conda_setup():
@@ -85,11 +96,16 @@ def _check_config():
         raise ValueError(f"config validation.split {VAL_SPLIT!r} is not in dataset.splits {SPLITS}")
     if VAL_SPLIT == TRAIN_SPLIT:
         raise ValueError(f"config validation.split {VAL_SPLIT!r} is the train split: it must be held out")
+    if SELECT_SPLIT is not None and SELECT_SPLIT not in DATA_SPLITS:
+        raise ValueError(f"config evaluate.select_split {SELECT_SPLIT!r} is not in dataset.splits {SPLITS}")
     if ITERATIONS > 0 and TRAIN_SPLIT not in SPLITS:
         raise ValueError(f"config dataset.train_split {TRAIN_SPLIT!r} is not in dataset.splits {SPLITS}")
     mine, depth = config["mine"], config["retrieve"]["depth"]
     if mine["rank_end"] < mine["rank_start"]:
         raise ValueError(f"config mine.rank_end ({mine['rank_end']}) < mine.rank_start ({mine['rank_start']})")
+    if mine["filter_teacher"] != "none" and mine["max_score"] is None and mine["relative_margin"] is None:
+        raise ValueError(f"config mine.filter_teacher {mine['filter_teacher']!r} needs mine.max_score or "
+                         "mine.relative_margin")
     for key, value in (("mine.rank_end", mine["rank_end"]), ("cross_encoder.rerank_depth", CROSS["rerank_depth"]),
                        ("cross_encoder.teacher_depth", CROSS["teacher_depth"])):
         if ITERATIONS > 0 and value > depth:
@@ -98,7 +114,8 @@ def _check_config():
 
 def _check_sts_config():
     splits = pair_splits()
-    unknown = sorted((set(EVAL_SPLITS) | set(STS["train_splits"]) | {VAL_SPLIT or splits[0]}) - set(splits))
+    named = {VAL_SPLIT or splits[0], SELECT_SPLIT or splits[0]}
+    unknown = sorted((set(EVAL_SPLITS) | set(STS["train_splits"]) | named) - set(splits))
     if unknown:
         raise ValueError(f"config names splits {unknown} that the dataset does not have ({splits})")
     for name in (UNLABELLED, AUGMENTED):
@@ -134,8 +151,9 @@ def pair_splits():
 
 
 _check_config()
-if VAL_SPLIT is not None and VAL_SPLIT not in EVAL_SPLITS:
-    EVAL_SPLITS = [*EVAL_SPLITS, VAL_SPLIT]  # the teacher gate reads its metrics
+for _split in (VAL_SPLIT, SELECT_SPLIT):  # the teacher gate reads its metrics; the best iteration is chosen on it
+    if _split is not None and _split not in EVAL_SPLITS:
+        EVAL_SPLITS = [*EVAL_SPLITS, _split]
 
 # task sts: the splits scored one at a time (score_split_*) and those scored together (score_pairs_*); the
 # validation split is apart so that adding an evaluation set leaves the teacher gate and distillation alone
@@ -220,6 +238,31 @@ def cross_init(wildcards):
 def cross_init_input(wildcards):
     init = cross_init(wildcards)
     return [init] if init.startswith(RES) else []
+
+
+MINE = config["mine"]
+MINE_FILTER = MINE["filter_teacher"] != "none"  # denoised mining (bicross.mining.MiningFilter)
+
+
+def mine_teacher(wildcards):
+    """The scores that denoise iteration k's negatives: cross-encoder k-1's of bi-encoder k-1's window
+    (from iteration 2 on), bi-encoder k-1's run itself, or none."""
+    k = int(wildcards.k)
+    if MINE["filter_teacher"] == "cross" and k >= 2:
+        return {"teacher": f"{RES}/iter{k}/mine/cross-scores.parquet"}
+    if MINE["filter_teacher"] == "bi":
+        return {"teacher": f"{RES}/iter{k - 1}/bi/run/{TRAIN_SPLIT}.parquet"}
+    return {}
+
+
+def mine_filter_params():
+    """The filter's settings as params (none at all without a filter, so existing runs stay up to date)."""
+    keys = ("filter_teacher", "max_score", "relative_margin")
+    return {"denoise": {key: MINE[key] for key in keys}} if MINE_FILTER else {}
+
+
+def mine_filter_output():
+    return {"filter": f"{RES}/iter{{k}}/mine/filter.json"} if MINE_FILTER else {}
 
 
 def for_iteration(section, key, k):
@@ -356,8 +399,29 @@ def metric_files():
     return bi + cross + supervised
 
 
+def values_files():
+    """The per-query (sts: per-pair) values beside each metrics JSON (bicross.evaluate.values_path)."""
+    from bicross.evaluate import values_path
+
+    return [values_path(path) for path in metric_files()]
+
+
+def best_models():
+    """Every model the best/ folder may name: encoder -> the model of iteration 0, 1, ... (None: none)."""
+    models = {}
+    for fam in FAMILIES:
+        models[f"bi{fam}"] = [bi_model(k, fam) for k in range(ITERATIONS + 1)]
+        models[f"cross{fam}"] = [None, *(f"{RES}/iter{k}/cross{fam}/model" for k in range(1, ITERATIONS + 1))]
+    return models
+
+
+def best_outputs():
+    """results/<exp>/best/: the chosen model of each encoder on SELECT_SPLIT (none without one)."""
+    return [f"{RES}/best"] if SELECT_SPLIT else []
+
+
 def all_outputs():
-    return [f"{RES}/metrics.parquet", f"{RES}/report/metrics.png", *gate_files()]
+    return [f"{RES}/metrics.parquet", f"{RES}/report/metrics.png", *gate_files(), *best_outputs()]
 
 
 def print_summary():
@@ -365,9 +429,8 @@ def print_summary():
     if os.path.exists(path):
         from bicross.summary import print_summary as show
 
-        selection = STS["select_split"] if TASK == "sts" else VAL_SPLIT
         transductive = TASK == "sts" and bool(set(STS["train_splits"]) & set(EVAL_SPLITS))
-        show(path, select_split=selection, select_metric=VAL_METRIC, transductive=transductive, results=RES)
+        show(path, select_split=SELECT_SPLIT, select_metric=SELECT_METRIC, transductive=transductive, results=RES)
 
 
 def forget_failed_jobs():

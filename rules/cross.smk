@@ -1,10 +1,12 @@
 rule mine_negatives:
     input:
+        unpack(mine_teacher),  # mine.filter_teacher: the scores that drop likely false negatives
         run=lambda w: f"{RES}/iter{prev(w)}/bi/run/{TRAIN_SPLIT}.parquet",
         qrels=f"{RES}/data/qrels/{TRAIN_SPLIT}.parquet",
         corpus=f"{RES}/data/corpus.parquet",
     output:
-        f"{RES}/iter{{k}}/negatives.parquet",
+        negatives=f"{RES}/iter{{k}}/negatives.parquet",
+        **mine_filter_output(),
     log:
         f"{RES}/logs/mine_negatives/iter{{k}}.log",
     params:
@@ -12,6 +14,7 @@ rule mine_negatives:
         rank_end=config["mine"]["rank_end"],
         negatives_per_query=config["mine"]["negatives_per_query"],
         seed=lambda w: config["seed"] + int(w.k),
+        **mine_filter_params(),
     conda:
         CONDA_ENV
     script:
@@ -93,3 +96,25 @@ rule score_teacher:
         CONDA_ENV
     script:
         "../workflow/scripts/score_teacher.py"
+
+
+# mine.filter_teacher: cross: cross-encoder k-1 scores bi-encoder k-1's train window (and every positive),
+# the scores that denoise iteration k's negatives
+use rule score_teacher as score_mining_candidates with:
+    input:
+        model=lambda w: f"{RES}/iter{prev(w)}/cross/model",
+        run=lambda w: f"{RES}/iter{prev(w)}/bi/run/{TRAIN_SPLIT}.parquet",
+        qrels=f"{RES}/data/qrels/{TRAIN_SPLIT}.parquet",
+        queries=f"{RES}/tokens/{CROSS_TOK}/queries/{TRAIN_SPLIT}.parquet",
+        corpus=f"{RES}/tokens/{CROSS_TOK}/corpus.parquet",
+    output:
+        f"{RES}/iter{{k}}/mine/cross-scores.parquet",
+    log:
+        f"{RES}/logs/score_mining_candidates/iter{{k}}.log",
+    params:
+        depth=config["mine"]["rank_end"],
+        max_length=CROSS["max_length"],
+        batch_size=CROSS["score_batch_size"],
+        precision=CROSS["precision"],
+    benchmark:
+        f"{RES}/benchmarks/score_mining_candidates/iter{{k}}.tsv"

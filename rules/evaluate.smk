@@ -3,7 +3,8 @@ rule evaluate_bi:
         run=rules.retrieve.output[0],
         qrels=f"{RES}/data/qrels/{{split}}.parquet",
     output:
-        f"{RES}/iter{{k}}/metrics/bi-{{split}}.json",
+        metrics=f"{RES}/iter{{k}}/metrics/bi-{{split}}.json",
+        values=f"{RES}/iter{{k}}/metrics/bi-{{split}}.values.parquet",  # per query, for the paired tests
     log:
         f"{RES}/logs/evaluate_bi/iter{{k}}-{{split}}.log",
     params:
@@ -20,7 +21,8 @@ use rule evaluate_bi as evaluate_cross with:
         run=rules.rerank.output[0],
         qrels=f"{RES}/data/qrels/{{split}}.parquet",
     output:
-        f"{RES}/iter{{k}}/metrics/cross-{{split}}.json",
+        metrics=f"{RES}/iter{{k}}/metrics/cross-{{split}}.json",
+        values=f"{RES}/iter{{k}}/metrics/cross-{{split}}.values.parquet",
     log:
         f"{RES}/logs/evaluate_cross/iter{{k}}-{{split}}.log",
     params:

@@ -1,10 +1,15 @@
 rule summarize:
     input:
-        metric_files(),
+        metrics=metric_files(),
+        values=values_files(),  # per query / pair, for the paired tests of every change
     output:
-        f"{RES}/metrics.parquet",
+        metrics=f"{RES}/metrics.parquet",
+        changes=f"{RES}/changes.parquet",
     log:
         f"{RES}/logs/summarize.log",
+    params:
+        resamples=config["evaluate"]["resamples"],
+        seed=config["seed"],
     conda:
         CONDA_ENV
     script:
@@ -13,8 +18,9 @@ rule summarize:
 
 rule report_assets:
     input:
-        rules.summarize.output[0],
+        rules.summarize.output.metrics,
         gate_files(),
+        changes=rules.summarize.output.changes,
     output:
         table=report(f"{RES}/report/metrics.tsv", caption="../workflow/report/metrics_table.rst",
                      category="Metrics"),
@@ -23,6 +29,7 @@ rule report_assets:
         runtimes=report(f"{RES}/report/runtimes.tsv", caption="../workflow/report/runtimes.rst",
                         category="Runtimes"),
         checks=report(f"{RES}/report/checks.tsv", caption="../workflow/report/checks.rst", category="Metrics"),
+        changes=report(f"{RES}/report/changes.tsv", caption="../workflow/report/changes.rst", category="Metrics"),
     log:
         f"{RES}/logs/report_assets.log",
     params:
@@ -31,3 +38,22 @@ rule report_assets:
         CONDA_ENV
     script:
         "../workflow/scripts/report_assets.py"
+
+
+# the model to take: each encoder's best iteration on the selection split, named in best/manifest.json and
+# linked as best/<encoder> (bicross.best)
+rule select_best:
+    input:
+        metrics=rules.summarize.output.metrics,
+    output:
+        directory(f"{RES}/best"),
+    log:
+        f"{RES}/logs/select_best.log",
+    params:
+        split=SELECT_SPLIT,
+        metric=SELECT_METRIC,
+        models=best_models(),
+    conda:
+        CONDA_ENV
+    script:
+        "../workflow/scripts/select_best.py"

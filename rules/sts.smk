@@ -150,7 +150,8 @@ rule evaluate_sts:
         scores=expand(f"{RES}/iter{{{{k}}}}/{{{{encoder}}}}/scores/{{split}}.parquet", split=EVAL_SPLITS),
         pairs=expand(f"{RES}/data/pairs/{{split}}.parquet", split=EVAL_SPLITS),
     output:
-        expand(f"{RES}/iter{{{{k}}}}/metrics/{{{{encoder}}}}-{{split}}.json", split=EVAL_SPLITS),
+        metrics=expand(f"{RES}/iter{{{{k}}}}/metrics/{{{{encoder}}}}-{{split}}.json", split=EVAL_SPLITS),
+        values=expand(f"{RES}/iter{{{{k}}}}/metrics/{{{{encoder}}}}-{{split}}.values.parquet", split=EVAL_SPLITS),
     log:
         f"{RES}/logs/evaluate_sts/iter{{k}}-{{encoder}}.log",
     params:
@@ -215,7 +216,8 @@ use rule evaluate_sts as evaluate_supervised with:
         scores=rules.score_pairs_supervised.output,
         pairs=expand(f"{RES}/data/pairs/{{split}}.parquet", split=EVAL_SPLITS),
     output:
-        expand(f"{RES}/supervised/metrics/cross-{{split}}.json", split=EVAL_SPLITS),
+        metrics=expand(f"{RES}/supervised/metrics/cross-{{split}}.json", split=EVAL_SPLITS),
+        values=expand(f"{RES}/supervised/metrics/cross-{{split}}.values.parquet", split=EVAL_SPLITS),
     log:
         f"{RES}/logs/evaluate_sts/supervised.log",
     params:

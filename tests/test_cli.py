@@ -36,3 +36,23 @@ def test_arguments_after_double_dash_are_for_probe_only(capsys):
     with pytest.raises(SystemExit) as err:
         main(["summary", "metrics.parquet", "--", "-n"])
     assert err.value.code == 2 and "for `bicross probe` only" in capsys.readouterr().err
+
+
+def test_compare_two_evaluations(tmp_path, capsys):
+    """`bicross compare`: the paired test of two values files of one split, e.g. two experiments' bi 2."""
+    import numpy as np
+
+    from bicross.evaluate import write_query_values
+    from bicross.significance import mean_change
+
+    qids = [f"q{i:02d}" for i in range(30)]
+    a = np.random.default_rng(0).uniform(0, 1, 30)
+    b = a - 0.1
+    write_query_values(qids, {"mrr@10": a, "ndcg@10": a}, tmp_path / "a.values.parquet")
+    write_query_values(qids, {"mrr@10": b, "ndcg@10": a}, tmp_path / "b.values.parquet")
+    assert main(["compare", str(tmp_path / "a.values.parquet"), str(tmp_path / "b.values.parquet"),
+                 "--resamples", "500"]) == 0
+    expected = mean_change(a, b, 500, 42)
+    assert capsys.readouterr().out.startswith(f"mrr@10: {expected.text()} over 30 queries (paired randomisation")
+    main(["compare", str(tmp_path / "a.values.parquet"), str(tmp_path / "b.values.parquet"), "--metric", "ndcg@10"])
+    assert capsys.readouterr().out.startswith("ndcg@10: +0.0000 [+0.000, +0.000] p=1.000")

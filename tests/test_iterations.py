@@ -51,12 +51,12 @@ def test_raising_iterations_plans_only_the_new_iteration(finished_run):
     assert planned_jobs(proc) == {  # test and the held-out validation queries, plus bi-encoder 2's train run
         "encode_corpus": 2, "encode_queries": 3, "retrieve": 3, "evaluate_bi": 2, "mine_negatives": 1,
         "train_cross": 1, "rerank": 2, "score_teacher": 1, "gate_teacher": 1, "distill_bi": 1, "evaluate_cross": 2,
-        "summarize": 1, "report_assets": 1, "all": 1}
+        "summarize": 1, "select_best": 1, "report_assets": 1, "all": 1}
     outputs = [line.split(":", 1)[1].strip() for line in proc.stdout.splitlines()
                if line.strip().startswith("output:")]
     for out in outputs:  # iteration 3, the bi-encoder 2 train retrieval that mines for it, aggregation
         assert ("iter3/" in out or "iter2/bi/queries/train" in out or "iter2/bi/run/train" in out
-                or "metrics.parquet" in out or "/report/" in out), out
+                or "metrics.parquet" in out or "/report/" in out or out == "results/tiny/best"), out
 
 
 def test_report_has_table_and_plot(finished_run):

@@ -201,3 +201,51 @@ def test_scifact_sized_is_fast(tmp_path):
     counts = mine(paths, tmp_path / "neg.parquet", rank_start=1, rank_end=100, negatives_per_query=30)
     assert counts["queries"] == 809
     assert time.perf_counter() - start < 2.0
+
+
+def test_drop_false_negatives_by_hand():
+    from bicross.mining import drop_false_negatives
+
+    candidates = ["a", "b", "c", "d", "e"]
+    scores = np.array([0.95, 0.5, 0.85, 0.2, 0.88], dtype=np.float32)
+    # max_score 0.9 drops a; (1 - 0.05) x 0.9 = 0.855 drops e as well (c at 0.85 stays)
+    assert drop_false_negatives(candidates, scores, 0.9, 0.9, 0.05) == (["b", "c", "d"], 1, 1)
+    assert drop_false_negatives(candidates, scores, None, 0.9, 0.05) == (["b", "c", "d", "e"], 1, 0)
+    assert drop_false_negatives(candidates, scores, 0.9, None, 0.05) == (["b", "c", "d"], 0, 2)
+    assert drop_false_negatives(candidates, scores, 0.9, None, None) == (candidates, 0, 0)
+
+
+def test_denoised_mining_drops_in_order_and_counts(tmp_path, caplog):
+    """Cross-encoder logits: d2 is above max_score, d4 within the margin of the positive; both leave the
+    window, the rest keep their run order, and the top-up never brings them back."""
+    from bicross.mining import MiningFilter
+
+    run = {"q1": [f"d{i}" for i in range(1, 9)], "q2": ["d1", "d3", "d5"]}
+    paths = write_inputs(tmp_path, num_docs=12, run=run, qrels=[("q1", "d9", 1), ("q2", "d0", 1)])
+    logits = {("q1", "d9"): 3.0, ("q1", "d2"): 5.0, ("q1", "d4"): 2.5}  # sigmoid: 0.953, 0.993, 0.924
+    rows = [(q, d, logits.get((q, d), 0.0)) for q, docs in run.items() for d in docs] + [("q1", "d9", 3.0)]
+    teacher = tmp_path / "teacher.parquet"
+    schemas.write_table(pa.table({"qid": [r[0] for r in rows], "docid": [r[1] for r in rows],
+                                  "score": [r[2] for r in rows]}), teacher, schemas.TEACHER)
+    denoise = MiningFilter(teacher, max_score=0.99, relative_margin=0.05, sigmoid=True)  # 0.905 near the positive
+    counts = mine(paths, tmp_path / "neg.parquet", rank_start=1, rank_end=8, negatives_per_query=7, seed=1,
+                  denoise=denoise)
+    negatives = as_dict(tmp_path / "neg.parquet")
+    assert negatives["q1"][1][:6] == ["d1", "d3", "d5", "d6", "d7", "d8"]
+    assert negatives["q1"][1][6] in {"d0", "d10", "d11"}  # topped up: not d2/d4 (dropped), not d9 (positive)
+    assert {k: counts[k] for k in ("candidates", "dropped_max_score", "dropped_margin", "filtered_queries",
+                                    "topped_up", "topped_up_by_filter", "no_positive_score")} == {
+        "candidates": 11, "dropped_max_score": 1, "dropped_margin": 1, "filtered_queries": 1, "topped_up": 2,
+        "topped_up_by_filter": 1, "no_positive_score": 1}  # q2's positive d0 has no teacher score
+    plain = mine(paths, tmp_path / "plain.parquet", rank_start=1, rank_end=8, negatives_per_query=8, seed=1)
+    assert "dropped_margin" not in plain and as_dict(tmp_path / "plain.parquet")["q1"][1] == run["q1"]  # d2, d4 too
+    schemas.write_table(pa.table({"qid": ["q1"], "docid": ["d1"], "score": [0.0]}), teacher, schemas.TEACHER)
+    schemas.write_table(pa.table({"qid": [r[0] for r in rows], "docid": [r[1] for r in rows],
+                                  "score": [9.0] * len(rows)}), teacher, schemas.TEACHER)
+    with caplog.at_level(logging.WARNING, logger="bicross.mining"):  # a teacher that separates nothing
+        mine(paths, tmp_path / "all.parquet", rank_start=1, rank_end=8, negatives_per_query=7, seed=1, denoise=denoise)
+    assert "dropped 11 of 11 window candidates" in caplog.text
+    schemas.write_table(pa.table({"qid": ["q1"], "docid": ["d1"], "score": [0.0]}), teacher, schemas.TEACHER)
+    with pytest.raises(InputError, match="a teacher score for every candidate"):
+        mine(paths, tmp_path / "bad.parquet", rank_start=1, rank_end=8, negatives_per_query=7, seed=1,
+             denoise=MiningFilter(teacher, max_score=0.5))

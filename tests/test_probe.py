@@ -41,7 +41,8 @@ def _experiment(root):
     every file older than the last."""
     files = ["data/pairs/train.parquet", "iter0/bi/scores/train.parquet", "iter1/cross/model/w.bin",
              "iter1/cross/scores/train.parquet", "iter1/bi/model/w.bin", "iter1/metrics/bi-test.json",
-             "iter2/cross/model/w.bin", "metrics.parquet", "report/metrics.png", "logs/a.log"]
+             "iter2/cross/model/w.bin", "metrics.parquet", "changes.parquet", "best/manifest.json",
+             "report/metrics.png", "logs/a.log"]
     for i, rel in enumerate(files):
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)

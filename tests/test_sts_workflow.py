@@ -261,7 +261,7 @@ def test_a_new_evaluation_set_is_scored_and_nothing_retrains(sts_run, tmp_path):
     jobs = planned_jobs(proc)
     assert jobs.pop("prepare_pairs") == 1 and "split=extra" in proc.stdout
     assert jobs == {"score_pairs_bi": 3, "score_pairs_cross": 2, "score_pairs_supervised": 1, "evaluate_sts": 5,
-                    "evaluate_supervised": 1, "summarize": 1, "report_assets": 1, "all": 1}
+                    "evaluate_supervised": 1, "summarize": 1, "select_best": 1, "report_assets": 1, "all": 1}
 
 
 def test_probe_retrains_only_what_the_change_touches(sts_run, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pyarrow.parquet as pq
+import pytest
 
 from bicross.summary import best_iterations, format_table, print_summary, starting_point, write_metrics
 
@@ -81,3 +82,77 @@ def test_loop_checks_name_what_did_not_learn_and_each_gate(tmp_path):
         "teacher gate, iteration 1: ... not distilled"]
     (tmp_path / "iter1" / "gate" / "bi.json").unlink()
     assert check_lines(tmp_path)[-1].startswith("teacher gate: off (no validation split)")
+
+
+def test_every_change_gets_a_paired_test(tmp_path, capsys):
+    """bi k vs bi k-1, cross k vs the bi-encoder it reranks, bi 2 / cross 2 also vs bi 0, from the
+    per-query values each evaluation wrote; the printed table shows interval and p."""
+    import numpy as np
+
+    from bicross.evaluate import means, values_path, write_query_values
+    from bicross.pipeline import summarize
+    from bicross.significance import mean_change
+    from bicross.summary import changes_file, comparisons
+
+    rng = np.random.default_rng(0)
+    qids = [f"q{i:02d}" for i in range(40)]  # sorted, the order the test pairs them in
+    base = rng.uniform(0, 1, 40)
+    gains = {("bi", 0): 0.0, ("bi", 1): 0.1, ("cross", 1): 0.3, ("bi", 2): 0.12, ("cross", 2): 0.2}
+    per_query, paths = {}, []
+    for (encoder, k), gain in gains.items():
+        values = {"mrr@10": np.clip(base + gain + rng.normal(0, 0.05, 40), 0, 1)}
+        per_query[(encoder, k)] = values["mrr@10"]
+        path = tmp_path / f"iter{k}-{encoder}-test.json"
+        path.write_text(json.dumps({"encoder": encoder, "iteration": k, "split": "test",
+                                    "metrics": means(qids, values)}))
+        write_query_values(qids, values, values_path(path))
+        paths.append(str(path))
+    assert comparisons({("test", e, k) for e, k in gains}) == [
+        (("test", "bi", 1), ("test", "bi", 0)), (("test", "bi", 2), ("test", "bi", 1)),
+        (("test", "bi", 2), ("test", "bi", 0)), (("test", "cross", 1), ("test", "bi", 0)),
+        (("test", "cross", 2), ("test", "bi", 1)), (("test", "cross", 2), ("test", "bi", 0))]
+    summarize(paths, str(tmp_path / "metrics.parquet"), str(changes_file(tmp_path / "metrics.parquet")),
+              resamples=2000, seed=4)
+    changes = {(r["encoder"], r["iteration"], r["base_encoder"], r["base_iteration"]): r
+               for r in pq.read_table(changes_file(tmp_path / "metrics.parquet")).to_pylist()}
+    expected = mean_change(per_query[("cross", 2)], per_query[("bi", 1)], 2000, 4)
+    got = changes[("cross", 2, "bi", 1)]
+    assert (got["difference"], got["low"], got["high"], got["p"]) == pytest.approx(
+        (expected.difference, expected.low, expected.high, expected.p))
+    assert changes[("bi", 1, "bi", 0)]["p"] < 0.01 and changes[("bi", 1, "bi", 0)]["low"] > 0
+    text = print_summary(tmp_path / "metrics.parquet")
+    assert capsys.readouterr().out.endswith(text + "\n")
+    lines = {tuple(line.split()[1:3]): line for line in text.splitlines() if line.startswith("test")}
+    assert f"{expected.text()} vs bi 1" in lines[("cross", "2")]
+    bi2_vs_bi0 = mean_change(per_query[("bi", 2)], per_query[("bi", 0)], 2000, 4)
+    assert lines[("bi", "2")].endswith(f"vs bi 1  {bi2_vs_bi0.text()} vs bi 0")
+    assert "vs bi-encoder 0" in text.splitlines()[0]
+    assert "paired randomisation test (sign flip, two-sided)" in text.splitlines()[-1]
+    assert print_summary(tmp_path / "metrics.parquet") == text  # seeded: the same numbers again
+
+
+def test_sts_changes_are_a_bootstrap_over_pairs(tmp_path):
+    import numpy as np
+    import pyarrow as pa
+
+    from bicross.evaluate import values_path
+    from bicross.schemas import PAIR_VALUES, write_table
+    from bicross.significance import SPEARMAN_BOOTSTRAP
+    from bicross.summary import paired_changes, values_files
+
+    rng = np.random.default_rng(2)
+    gold = rng.integers(0, 6, 80).astype(float)
+    paths = []
+    for encoder, k, noise in (("bi", 0, 2.0), ("cross", 1, 0.5), ("cross-supervised", 0, 0.1)):
+        path = tmp_path / f"{encoder}{k}.json"
+        path.write_text(json.dumps({"encoder": encoder, "iteration": k, "split": "test",
+                                    "metrics": {"spearman": 1.0, "num_pairs": 80}}))
+        write_table(pa.table({"pair_id": [f"p{i}" for i in range(80)], "score": gold + rng.normal(0, noise, 80),
+                              "gold": gold}), values_path(path), PAIR_VALUES)
+        paths.append(str(path))
+    table = write_metrics(paths, tmp_path / "m.parquet")
+    rows = paired_changes(table, values_files(paths), resamples=500, seed=1).to_pylist()
+    assert [(r["encoder"], r["base_encoder"], r["test"]) for r in rows] == [
+        ("cross", "bi", SPEARMAN_BOOTSTRAP), ("cross-supervised", "bi", SPEARMAN_BOOTSTRAP)]
+    assert all(r["low"] > 0 and r["p"] < 0.05 and r["n"] == 80 for r in rows)
+    assert "vs bi-encoder 0" in format_table(table, paired_changes(table, values_files(paths), 500, 1))

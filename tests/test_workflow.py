@@ -44,6 +44,8 @@ def test_pipeline_runs_and_reruns_only_what_changed(tmp_path, tiny_config):
         (lambda c: c["encode"].update(batchsize=3), "batchsize"),
         (lambda c: c["retrieve"].update(depth="many"), "depth"),
         (lambda c: c.update(iteratons=2), "iteratons"),
+        (lambda c: c.update(iterations=1, mine={"filter_teacher": "cross"}), "mine.max_score or mine.relative_margin"),
+        (lambda c: c["evaluate"].update(select_split="nosuch"), "evaluate.select_split 'nosuch'"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, tiny_config, change, named):

@@ -16,6 +16,21 @@ def _summary(args) -> None:
     print_summary(args.metrics, results=os.path.dirname(os.path.abspath(args.metrics)))
 
 
+def _compare(args) -> None:
+    from bicross.summary import HEADLINE, change_between, read_values
+
+    names = set(pq.read_table(args.a).column_names)
+    if "pair_id" in names:
+        metric = "spearman"
+    else:
+        present = set(pq.read_table(args.a, columns=["metric"]).column("metric").to_pylist())
+        metric = args.metric or next(m for m in HEADLINE if m in present)
+    change = change_between(read_values(args.a, metric), read_values(args.b, metric), metric, args.resamples,
+                            args.seed)
+    print(f"{metric}: {change.text()} over {change.n} {'pairs' if metric == 'spearman' else 'queries'} "
+          f"({change.test})")
+
+
 def _evaluate(args) -> None:
     from bicross.evaluate import evaluate_run
 
@@ -75,6 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("summary", help="print the metrics table of a finished run")
     p.add_argument("metrics", help="results/<experiment>/metrics.parquet")
     p.set_defaults(func=_summary)
+    p = sub.add_parser("compare", help="paired test of two evaluations of the same split (any two runs)")
+    p.add_argument("a", help="results/<exp>/iter<k>/metrics/<encoder>-<split>.values.parquet")
+    p.add_argument("b", help="the one it is compared with (the same split, another run or iteration)")
+    p.add_argument("--metric", help="retrieval: the metric (default: the first headline metric, mrr@10)")
+    p.add_argument("--resamples", type=int, default=10_000)
+    p.add_argument("--seed", type=int, default=42)
+    p.set_defaults(func=_compare)
     p = sub.add_parser("evaluate", help="evaluate a run Parquet against qrels Parquet (JSON to stdout)")
     p.add_argument("run")
     p.add_argument("qrels")

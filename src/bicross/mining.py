@@ -12,6 +12,17 @@ Reads a RUN (qid, docid, rank, score), the train QRELS and the corpus' docid col
   query of the qrels that is missing from the run gets only random corpus documents. Only a corpus too
   small to fill the list leaves a query with fewer (counted as "short").
 
+- denoising (`MiningFilter`, off by default): before sampling, a window candidate is dropped when a
+  teacher scores it above `max_score`, or above `(1 - relative_margin)` times the query's positive
+  score (its best-scored positive), as RocketQA's denoised negatives and sentence-transformers'
+  `mine_hard_negatives` (`max_score`, `relative_margin`) do: such a candidate is more likely an
+  unlabelled positive than a negative. The teacher is a TEACHER-like file (qid, docid, score): the
+  previous cross-encoder's scores of the window candidates and positives (compared as sigmoid(logit),
+  in (0, 1), so one threshold means the same whatever the logit scale), or bi-encoder k-1's run itself
+  (its inner products, cosines for a normalising model). A query whose positives have no teacher score
+  (bi: ranked below the run's depth) is filtered by `max_score` only (counted). The drops shrink the
+  window, so more queries are topped up.
+
 Output order: the queries in the order they first appear in the run, then the qrels queries missing
 from the run, sorted by qid. So the file follows the run (which follows the query file), needs no
 global sort (the run is streamed), and is stable.
@@ -34,6 +45,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -213,6 +225,69 @@ def _run_queries(run_path, rank_start: int, rank_end: int) -> Iterator[tuple[str
         yield open_qid, open_docs
 
 
+@dataclass(frozen=True)
+class MiningFilter:
+    """Denoised mining: the teacher's scores (`path`: qid, docid, score; `sigmoid` for logits) and the two
+    rules; a None rule is off."""
+
+    path: str | os.PathLike
+    max_score: float | None = None
+    relative_margin: float | None = None
+    sigmoid: bool = False
+
+    def __post_init__(self):
+        if self.max_score is None and self.relative_margin is None:
+            raise ValueError("a mining filter needs max_score or relative_margin")
+        if self.relative_margin is not None and not 0 <= self.relative_margin < 1:
+            raise ValueError(f"relative_margin must be in [0, 1), got {self.relative_margin}")
+
+
+def drop_false_negatives(candidates: list[str], scores: np.ndarray, positive_score: float | None,
+                         max_score: float | None, relative_margin: float | None) -> tuple[list[str], int, int]:
+    """The candidates (in order) that the filter keeps, and how many it dropped by each rule: above
+    `max_score` first, then above `(1 - relative_margin) * positive_score` (only with a positive score)."""
+    above_max = scores > max_score if max_score is not None else np.zeros(len(candidates), dtype=bool)
+    near = (scores > (1 - relative_margin) * positive_score if relative_margin is not None and positive_score
+            is not None else np.zeros(len(candidates), dtype=bool)) & ~above_max
+    kept = [d for d, drop in zip(candidates, (above_max | near).tolist(), strict=True) if not drop]
+    return kept, int(above_max.sum()), int(near.sum())
+
+
+def _pair_hash(qids, docids) -> np.ndarray:
+    """Stable 64-bit hashes of (qid, docid) pairs (unit separator between them)."""
+    joined = pc.binary_join_element_wise(pa.array(qids, pa.string()), pa.array(docids, pa.string()), "\x1f")
+    return _hash(joined.to_numpy(zero_copy_only=False))
+
+
+class _TeacherScores:
+    """A teacher's (qid, docid) -> score as sorted pair hashes and float32 scores (no Python strings kept)."""
+
+    def __init__(self, path: str | os.PathLike, sigmoid: bool):
+        self.path = path
+        file = pq.ParquetFile(path)
+        _require_columns(path, file.schema_arrow.names, ["qid", "docid", "score"])
+        hashes, scores = [], []
+        for batch in _batches(file, ["qid", "docid", "score"]):
+            if batch.column("qid").null_count or batch.column("docid").null_count:
+                raise InputError(path, None, "a qid and a docid on every row", got="null ids")
+            hashes.append(_pair_hash(batch.column("qid"), batch.column("docid")))
+            scores.append(batch.column("score").to_numpy(zero_copy_only=False).astype(np.float32))
+        hashes = np.concatenate(hashes) if hashes else np.zeros(0, np.uint64)
+        values = np.concatenate(scores) if scores else np.zeros(0, np.float32)
+        order = np.argsort(hashes, kind="stable")
+        self.hashes, self.scores = hashes[order], values[order]
+        if sigmoid:
+            self.scores = (1 / (1 + np.exp(-self.scores.astype(np.float64)))).astype(np.float32)
+
+    def get(self, qid: str, docids: list[str]) -> np.ndarray:
+        """Scores of (qid, docid) for each docid, NaN where the teacher has none."""
+        if not docids or len(self.hashes) == 0:
+            return np.full(len(docids), np.nan, np.float32)
+        hashes = _pair_hash([qid] * len(docids), docids)
+        where = np.minimum(np.searchsorted(self.hashes, hashes), len(self.hashes) - 1)
+        return np.where(self.hashes[where] == hashes, self.scores[where], np.nan).astype(np.float32)
+
+
 def mine_negatives(
     run_path: str | os.PathLike,
     qrels_path: str | os.PathLike,
@@ -224,13 +299,17 @@ def mine_negatives(
     negatives_per_query: int,
     seed: int,
     chunk_queries: int = 10_000,
+    denoise: MiningFilter | None = None,
 ) -> dict[str, int]:
     """Write NEGATIVES for every qrels query with a positive; return (and log) the counts.
 
     Counts: `queries` written; `no_positives` queries of the run or qrels left out for lack of a
-    positive; `topped_up` run queries whose window held fewer than `negatives_per_query` candidates;
-    `missing_from_run` qrels queries absent from the run (all-random negatives); `short` queries left
-    with fewer negatives than asked (corpus too small); `negatives` written in all.
+    positive; `topped_up` run queries whose window held fewer than `negatives_per_query` candidates
+    (after the filter); `missing_from_run` qrels queries absent from the run (all-random negatives);
+    `short` queries left with fewer negatives than asked (corpus too small); `negatives` written in all.
+    With `denoise`: `candidates` in the windows, `dropped_max_score`, `dropped_margin` (the two rules),
+    `filtered_queries` with a drop, `topped_up_by_filter` queries topped up only because of the drops,
+    `no_positive_score` queries whose positives the teacher did not score.
     """
     if rank_start < 1:
         raise ValueError(f"rank_start must be >= 1 (ranks start at 1), got {rank_start}")
@@ -247,6 +326,10 @@ def mine_negatives(
     corpus = _Corpus(corpus_path)
     counts = {"queries": 0, "no_positives": len(qrels_without_positive), "topped_up": 0, "missing_from_run": 0,
               "short": 0, "negatives": 0}
+    teacher = _TeacherScores(denoise.path, denoise.sigmoid) if denoise else None
+    if teacher is not None:
+        counts.update(candidates=0, dropped_max_score=0, dropped_margin=0, filtered_queries=0,
+                      topped_up_by_filter=0, no_positive_score=0)
     out_qids: list[str] = []
     out_pos: list[list[str]] = []
     out_neg: list[list[str]] = []
@@ -271,6 +354,10 @@ def mine_negatives(
             rng = query_rng(seed, qid)
             exclude = set(pos)
             candidates = [d for d in dict.fromkeys(docs) if d not in exclude]
+            if teacher is not None and candidates:
+                kept = _denoised(qid, pos, candidates)
+                exclude.update(set(candidates) - set(kept))  # a likely false negative is no random top-up either
+                candidates = kept
             if len(candidates) > negatives_per_query:
                 chosen = np.sort(rng.choice(len(candidates), size=negatives_per_query, replace=False))
                 negatives = [candidates[i] for i in chosen.tolist()]
@@ -290,6 +377,24 @@ def mine_negatives(
         counts["queries"] += len(chunk)
         flush(writer, final=False)
         log.debug("mined %d queries so far", counts["queries"])
+
+    def _denoised(qid: str, pos: tuple[str, ...], candidates: list[str]) -> list[str]:
+        scores = teacher.get(qid, candidates)
+        if np.isnan(scores).any():
+            missing = [d for d, s in zip(candidates, scores.tolist(), strict=True) if np.isnan(s)]
+            raise InputError(denoise.path, None, f"a teacher score for every candidate in ranks {rank_start}-"
+                             f"{rank_end} of {os.fspath(run_path)}", got=f"none for query {qid!r}, e.g. {missing[:3]}")
+        positive = teacher.get(qid, list(pos))
+        positive_score = float(np.nanmax(positive)) if not np.isnan(positive).all() else None
+        counts["no_positive_score"] += positive_score is None
+        kept, above_max, near = drop_false_negatives(candidates, scores, positive_score, denoise.max_score,
+                                                     denoise.relative_margin)
+        counts["candidates"] += len(candidates)
+        counts["dropped_max_score"] += above_max
+        counts["dropped_margin"] += near
+        counts["filtered_queries"] += bool(above_max + near)
+        counts["topped_up_by_filter"] += len(candidates) >= negatives_per_query > len(kept)
+        return kept
 
     with AtomicParquetWriter(out_path, NEGATIVES) as writer:
         chunk: list[tuple[str, tuple[str, ...], list[str]]] = []
@@ -323,4 +428,23 @@ def mine_negatives(
         counts["topped_up"], rank_start, rank_end, counts["missing_from_run"], counts["no_positives"],
         counts["short"], negatives_per_query,
     )
+    if teacher is not None:
+        log.info(filter_message(counts, denoise))
+        dropped = counts["dropped_max_score"] + counts["dropped_margin"]
+        if counts["candidates"] and dropped > counts["candidates"] / 2:  # a teacher that separates nothing
+            log.warning("the mining filter dropped %d of %d window candidates: the teacher may not separate "
+                        "positives from candidates (raise max_score or lower relative_margin)", dropped,
+                        counts["candidates"])
     return counts
+
+
+def filter_message(counts: dict, denoise: MiningFilter | None = None, label: str = "mining filter") -> str:
+    """One line on what the filter dropped (a MiningFilter's rules, or those recorded in `counts`)."""
+    max_score = denoise.max_score if denoise else counts.get("max_score")
+    margin = denoise.relative_margin if denoise else counts.get("relative_margin")
+    return (f"{label}: dropped {counts['dropped_max_score'] + counts['dropped_margin']} of {counts['candidates']} "
+            f"window candidates ({counts['dropped_max_score']} above max_score {max_score}, "
+            f"{counts['dropped_margin']} above (1 - {margin}) x the positive's score) in "
+            f"{counts['filtered_queries']} queries; {counts['topped_up']} queries topped up "
+            f"({counts['topped_up_by_filter']} only because of the drops), {counts['no_positive_score']} without "
+            f"a teacher score for their positive")

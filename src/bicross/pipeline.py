@@ -16,7 +16,7 @@ from bicross import devices, evaluate, index, summary
 from bicross.data import hold_out, load_dataset, write_dataset
 from bicross.encode import encode_ids
 from bicross.models import load_bi_encoder, load_tokenizer
-from bicross.schemas import RUN, write_table
+from bicross.schemas import CHANGES, RUN, write_table
 from bicross.tokenize import document_text, read_tokens, tokenize_to_parquet
 
 log = logging.getLogger("bicross.pipeline")
@@ -104,18 +104,57 @@ def retrieve(query_embeddings: str, shards: list[str], depth: int, out: str, thr
     write_table(index.run_table(qids, scores, docids), out, RUN)
 
 
+def mine(run: str, qrels: str, corpus: str, out: str, *, iteration: int, denoise: dict | None = None,
+         teacher: str | None = None, record: str | None = None, **mining) -> dict[str, int]:
+    """Iteration k's hard negatives (bicross.mining), denoised when `denoise` (mine.filter_teacher,
+    max_score, relative_margin) has a `teacher` file this iteration; `record`: what the filter did, as
+    JSON for the summary and report (bicross.summary.loop_checks)."""
+    import json
+
+    from bicross.mining import MiningFilter, mine_negatives
+    from bicross.schemas import write_text_atomic
+
+    kind = denoise["filter_teacher"] if denoise else "none"
+    active = None
+    if denoise and teacher:
+        active = MiningFilter(teacher, denoise["max_score"], denoise["relative_margin"], sigmoid=kind == "cross")
+    elif denoise:
+        log.info("mining filter: none in iteration %d (no cross-encoder before it)", iteration)
+    counts = mine_negatives(run, qrels, corpus, out, denoise=active, **mining)
+    if record:
+        names = {"cross": "cross-encoder", "bi": "bi-encoder"}
+        summary_ = {"iteration": iteration, "teacher": f"{names[kind]} {iteration - 1}" if active else None,
+                    "scale": ("sigmoid(logit)" if kind == "cross" else "run score") if active else None,
+                    "max_score": denoise["max_score"], "relative_margin": denoise["relative_margin"], **counts}
+        write_text_atomic(json.dumps(summary_, indent=2, sort_keys=True) + "\n", record)
+    return counts
+
+
 def evaluate_run(run: str, qrels: str, out: str, *, iteration: int, encoder: str, split: str,
-                 relevance_level: int = 1) -> dict[str, float]:
-    metrics = evaluate.evaluate_run(pq.read_table(run), pq.read_table(qrels), relevance_level)
+                 relevance_level: int = 1, values_out: str | None = None) -> dict[str, float]:
+    """The metrics JSON of a run, and (`values_out`) each judged query's values for the paired tests."""
+    qids, values = evaluate.per_query_values(pq.read_table(run), pq.read_table(qrels), relevance_level)
+    metrics = evaluate.means(qids, values)
     log.info("iteration %d %s %s: %s", iteration, encoder, split,
              ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())))
     evaluate.write_metrics_json(metrics, out, iteration, encoder, split)
+    if values_out:
+        evaluate.write_query_values(qids, values, values_out)
     return metrics
 
 
-def summarize(metric_files: list[str], out: str) -> None:
+def summarize(metric_files: list[str], out: str, changes_out: str | None = None, *, resamples: int = 10_000,
+              seed: int = 42) -> None:
+    """metrics.parquet from the metrics JSONs; `changes_out`: the paired test of every change (CHANGES)."""
     table = summary.write_metrics(metric_files, out)
-    log.info("metrics table\n%s", summary.format_table(table))
+    changes = None
+    if changes_out:
+        start = time.perf_counter()
+        changes = summary.paired_changes(table, summary.values_files(metric_files), resamples, seed)
+        write_table(changes, changes_out, CHANGES)
+        log.info("%d paired tests (%d resamples each) in %.1f s", changes.num_rows, resamples,
+                 time.perf_counter() - start)
+    log.info("metrics table\n%s", summary.format_table(table, changes))
 
 
 def _scoring_setup(model: str, precision: str, threads: int | None):

@@ -76,7 +76,7 @@ def probe_config(base: dict, name: str, iteration: int, changes: list[str], spli
 
 def reused_paths(src: Path, iteration: int, start: str) -> list[Path]:
     """What a probe of iteration `iteration` copies from results/SRC: everything but iterations >= k and
-    the run-level summaries (metrics.parquet, report/), plus iteration k's cross-encoder for `start` bi."""
+    the run-level summaries (metrics.parquet, changes.parquet, best/, report/), plus iteration k's cross-encoder for `start` bi."""
     if start not in ("cross", "bi"):
         raise ConfigError(f"--from must be cross or bi, got {start!r}")
     if not src.is_dir():
@@ -86,7 +86,7 @@ def reused_paths(src: Path, iteration: int, start: str) -> list[Path]:
         m = ITER_DIR.match(entry.name)
         if m and int(m.group(1)) >= iteration:
             continue
-        if entry.name in ("metrics.parquet", "report", "logs", "benchmarks"):
+        if entry.name in ("metrics.parquet", "changes.parquet", "best", "report", "logs", "benchmarks"):
             continue
         keep.append(entry)
     if start == "bi":

@@ -78,3 +78,12 @@ def checks_tsv(results, out_path) -> None:
     lines += [f"{r['iteration']}\t{r['check']}\t{r['encoder']}\t{r['passed']}\t{r['message']}"
               for r in loop_checks(results)]
     write_text_atomic("\n".join(lines) + "\n", out_path)
+
+
+def changes_tsv(changes_path, out_path) -> None:
+    """The paired tests of every change (bicross.summary.paired_changes): difference, 95% interval, p."""
+    lines = ["split\tencoder\titeration\tvs_encoder\tvs_iteration\tmetric\tdifference\tlow\thigh\tp\tn\ttest"]
+    lines += [f"{r['split']}\t{r['encoder']}\t{r['iteration']}\t{r['base_encoder']}\t{r['base_iteration']}\t"
+              f"{r['metric']}\t{r['difference']:+.4f}\t{r['low']:+.4f}\t{r['high']:+.4f}\t{r['p']:.4f}\t{r['n']}\t"
+              f"{r['test']}" for r in pq.read_table(changes_path).to_pylist()]
+    write_text_atomic("\n".join(lines) + "\n", out_path)

@@ -32,6 +32,15 @@ TEACHER = pa.schema([("qid", pa.string()), ("docid", pa.string()), ("score", pa.
 NEGATIVES = pa.schema(
     [("qid", pa.string()), ("positives", pa.list_(pa.string())), ("negatives", pa.list_(pa.string()))]
 )
+# per-query values of each metric (retrieval) and per-pair scores with gold (sts): the paired tests' input
+QUERY_VALUES = pa.schema([("qid", pa.string()), ("metric", pa.string()), ("value", pa.float64())])
+PAIR_VALUES = pa.schema([("pair_id", pa.string()), ("score", pa.float64()), ("gold", pa.float64())])
+# one paired test of a summary row against another row (bicross.significance)
+CHANGES = pa.schema(
+    [("split", pa.string()), ("encoder", pa.string()), ("iteration", pa.int32()), ("base_encoder", pa.string()),
+     ("base_iteration", pa.int32()), ("metric", pa.string()), ("difference", pa.float64()), ("low", pa.float64()),
+     ("high", pa.float64()), ("p", pa.float64()), ("n", pa.int64()), ("test", pa.string())]
+)
 METRICS = pa.schema(
     [
         ("iteration", pa.int32()),

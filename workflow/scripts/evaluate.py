@@ -6,9 +6,10 @@ with rule_log(snakemake.log[0]):
     evaluate_run(
         snakemake.input.run,
         snakemake.input.qrels,
-        snakemake.output[0],
+        snakemake.output.metrics,
         iteration=int(w.k),
         encoder=snakemake.params.encoder,
         split=w.split,
         relevance_level=snakemake.params.relevance_level,
+        values_out=snakemake.output.values,
     )

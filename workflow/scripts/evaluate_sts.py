@@ -4,5 +4,5 @@ p = snakemake.params
 with rule_log(snakemake.log[0]):
     from bicross.sts.evaluate import evaluate_splits
 
-    evaluate_splits(list(snakemake.input.scores), list(snakemake.input.pairs), list(snakemake.output), p.splits,
-                    iteration=p.iteration, encoder=p.encoder)
+    evaluate_splits(list(snakemake.input.scores), list(snakemake.input.pairs), list(snakemake.output.metrics), p.splits,
+                    iteration=p.iteration, encoder=p.encoder, values_outs=list(snakemake.output.values))

@@ -8,4 +8,5 @@ with rule_log(snakemake.log[0]):
     report.metrics_tsv(snakemake.input[0], o.table)
     report.plot_metrics(snakemake.input[0], o.plot)
     report.runtimes_tsv(snakemake.params.benchmarks, o.runtimes)
+    report.changes_tsv(snakemake.input.changes, o.changes)
     report.checks_tsv(os.path.dirname(snakemake.input[0]), o.checks)  # results/<exp>/ holds metrics.parquet

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -44,9 +45,11 @@ def correlations(predicted, gold) -> dict[str, float]:
 
 
 def evaluate_scores(scores_path: str, pairs_path: str, out: str, *, iteration: int, encoder: str,
-                    split: str) -> dict[str, float]:
-    """Join a PAIR_SCORES file to the gold pairs by pair_id and write the metrics JSON."""
+                    split: str, values_out: str | None = None) -> dict[str, float]:
+    """Join a PAIR_SCORES file to the gold pairs by pair_id and write the metrics JSON, and (`values_out`)
+    PAIR_VALUES: each labelled pair's score and gold, for the paired tests."""
     from bicross.evaluate import write_metrics_json
+    from bicross.schemas import PAIR_VALUES, write_table
 
     scores = pq.read_table(scores_path, columns=["pair_id", "score"])
     gold = pq.read_table(pairs_path, columns=["pair_id", "gold"])
@@ -61,11 +64,16 @@ def evaluate_scores(scores_path: str, pairs_path: str, out: str, *, iteration: i
     log.info("iteration %d %s %s: spearman %.2f, pearson %.2f (%d labelled pairs)", iteration, encoder, split,
              metrics["spearman"], metrics["pearson"], metrics["num_pairs"])
     write_metrics_json(metrics, out, iteration, encoder, split)
+    if values_out:
+        write_table(pa.table({"pair_id": ids, "score": [by_id[p] for p in ids], "gold": gold.column("gold")}),
+                    values_out, PAIR_VALUES)
     return metrics
 
 
 def evaluate_splits(scores: list[str], pairs: list[str], outs: list[str], splits: list[str], *, iteration: int,
-                    encoder: str) -> None:
+                    encoder: str, values_outs: list[str] | None = None) -> None:
     """evaluate_scores for several splits at once."""
-    for score_path, pairs_path, out, split in zip(scores, pairs, outs, splits, strict=True):
-        evaluate_scores(score_path, pairs_path, out, iteration=iteration, encoder=encoder, split=split)
+    values_outs = values_outs or [None] * len(outs)
+    for score_path, pairs_path, out, split, values_out in zip(scores, pairs, outs, splits, values_outs, strict=True):
+        evaluate_scores(score_path, pairs_path, out, iteration=iteration, encoder=encoder, split=split,
+                        values_out=values_out)
