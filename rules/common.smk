@@ -362,8 +362,45 @@ def metric_files():
     return bi + cross + supervised
 
 
+def trained_models():
+    """Every model folder a training job saves (bi-encoder 0 is the configured model, not trained)."""
+    models = [f"{RES}/iter{k}/{role}{f}/model" for k in range(1, ITERATIONS + 1) for role in ("cross", "bi")
+              for f in FAMILIES]
+    if TASK == "sts" and STS["supervised_baseline"]:
+        models.append(f"{RES}/supervised/cross/model")
+    return models
+
+
+def trained_kinds():
+    """The training kinds (recipes) of this run's trained models, each with its loss-curve plot."""
+    roles = {m.rsplit("/", 2)[-2].removesuffix("_b") for m in trained_models()}
+    return [recipe(role) for role in ("cross", "bi") if role in roles]
+
+
+def loss_curve_files():
+    return [f"{RES}/report/loss-{kind}.png" for kind in trained_kinds()]
+
+
+def model_card_files():
+    """The card written after evaluation beside each trained model folder: iter<k>/<role><fam>/README.md."""
+    return [f"{os.path.dirname(m)}/README.md" for m in trained_models()]
+
+
+def model_card_sections():
+    """Each trained model's config sections (bicross.card.config_sections), for its card."""
+    from bicross.card import config_sections
+
+    def role_and_iteration(model):
+        parts = model.split("/")
+        return parts[-2].removesuffix("_b"), 1 if parts[-3] == "supervised" else int(parts[-3][len("iter"):])
+
+    return {m: config_sections(config, recipe(role), k) for m in trained_models()
+            for role, k in [role_and_iteration(m)]}
+
+
 def all_outputs():
-    return [f"{RES}/metrics.parquet", f"{RES}/report/metrics.png", *gate_files()]
+    return [f"{RES}/metrics.parquet", f"{RES}/report/metrics.png", *gate_files(), *loss_curve_files(),
+            *model_card_files()]
 
 
 def print_summary():
@@ -373,7 +410,8 @@ def print_summary():
 
         selection = STS["select_split"] if TASK == "sts" else VAL_SPLIT
         transductive = TASK == "sts" and bool(set(STS["train_splits"]) & set(EVAL_SPLITS))
-        show(path, select_split=selection, select_metric=VAL_METRIC, transductive=transductive, results=RES)
+        show(path, select_split=selection, select_metric=VAL_METRIC, transductive=transductive, results=RES,
+             loss_curves=[p for p in loss_curve_files() if os.path.exists(p)])
 
 
 def forget_failed_jobs():

@@ -32,6 +32,8 @@ TEACHER = pa.schema([("qid", pa.string()), ("docid", pa.string()), ("score", pa.
 NEGATIVES = pa.schema(
     [("qid", pa.string()), ("positives", pa.list_(pa.string())), ("negatives", pa.list_(pa.string()))]
 )
+# a training job's per optimizer step mean loss and learning rate (bicross.losscurve), in its model folder
+LOSS = pa.schema([("step", pa.int32()), ("loss", pa.float64()), ("learning_rate", pa.float64())])
 METRICS = pa.schema(
     [
         ("iteration", pa.int32()),
