@@ -362,18 +362,23 @@ def metric_files():
     return bi + cross + supervised
 
 
-def trained_models():
-    """Every model folder a training job saves (bi-encoder 0 is the configured model, not trained)."""
-    models = [f"{RES}/iter{k}/{role}{f}/model" for k in range(1, ITERATIONS + 1) for role in ("cross", "bi")
-              for f in FAMILIES]
+def _trained():
+    """(model folder, role, the iteration whose settings trained it) of every training job; bi-encoder 0
+    is the configured model, not trained."""
+    found = [(f"{RES}/iter{k}/{role}{f}/model", role, k) for k in range(1, ITERATIONS + 1)
+             for role in ("cross", "bi") for f in FAMILIES]
     if TASK == "sts" and STS["supervised_baseline"]:
-        models.append(f"{RES}/supervised/cross/model")
-    return models
+        found.append((f"{RES}/supervised/cross/model", "cross", 1))  # train_cross_supervised: iteration 1's
+    return found
+
+
+def trained_models():
+    return [model for model, _, _ in _trained()]
 
 
 def trained_kinds():
     """The training kinds (recipes) of this run's trained models, each with its loss-curve plot."""
-    roles = {m.rsplit("/", 2)[-2].removesuffix("_b") for m in trained_models()}
+    roles = {role for _, role, _ in _trained()}
     return [recipe(role) for role in ("cross", "bi") if role in roles]
 
 
@@ -383,19 +388,14 @@ def loss_curve_files():
 
 def model_card_files():
     """The card written after evaluation beside each trained model folder: iter<k>/<role><fam>/README.md."""
-    return [f"{os.path.dirname(m)}/README.md" for m in trained_models()]
+    return [f"{os.path.dirname(model)}/README.md" for model in trained_models()]
 
 
 def model_card_sections():
     """Each trained model's config sections (bicross.card.config_sections), for its card."""
     from bicross.card import config_sections
 
-    def role_and_iteration(model):
-        parts = model.split("/")
-        return parts[-2].removesuffix("_b"), 1 if parts[-3] == "supervised" else int(parts[-3][len("iter"):])
-
-    return {m: config_sections(config, recipe(role), k) for m in trained_models()
-            for role, k in [role_and_iteration(m)]}
+    return {model: config_sections(config, recipe(role), k) for model, role, k in _trained()}
 
 
 def all_outputs():
