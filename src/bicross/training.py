@@ -9,6 +9,8 @@ deterministic function of (seed, epoch)), a collate function and ``loss_fn(model
 - AdamW with weight decay except on biases and norm weights; linear warm-up then linear decay;
 - gradient accumulation, gradient clipping, epochs or ``max_steps``, gradient checkpointing;
 - tqdm progress (rate, ETA) and a loss log line every ``log_every`` steps, on the main process only;
+- every step's loss and learning rate in the result (``history``, ``learning_rates``; a resumed run gets
+  the earlier steps' from its checkpoint), which `bicross.train.run` saves as ``loss.parquet``;
 - a checkpoint every ``checkpoint_every`` optimizer steps (``accelerator.save_state`` into
   ``<checkpoints>/step-<n>``: model, optimizer, scheduler, RNG states, plus ``position.json`` with the
   data position); the last ``keep_checkpoints`` are kept; a restarted job resumes from the newest one;
