@@ -179,19 +179,6 @@ def test_probe_of_iteration_2_plans_only_bi_encoder_2(finished_run):
     assert outputs and all("results/p2/iter2/" in out for out in outputs), outputs
 
 
-# the rendered report: what a reader clicks through in the browser (Snakemake 9's report is a React app)
-HOME = "(() => { const home = document.querySelector('nav ol li a'); if (home) home.click(); return true; })()"
-CLICK_MENU = """(() => {{ const a = [...document.querySelectorAll('nav a')].find(a => a.innerText.trim() === {0});
-    if (!a) return false; a.click(); return true; }})()"""
-RESULT_ROWS = "[...document.querySelectorAll('tbody tr')].map(r => r.cells[0].innerText.trim())"
-VIEW_RESULT = """(() => {{ const row = [...document.querySelectorAll('tbody tr')]
-    .find(r => r.cells[0].innerText.trim().endsWith({0}));
-    const eye = row && row.querySelector('a[iconname="eye"]'); if (!eye) return false; eye.click(); return true; }})()"""
-SHOWN_IMAGE = """(() => {{ const img = [...document.querySelectorAll('img')].find(i => i.src.includes({0}));
-    return img && img.complete && img.naturalWidth > 0 ? [img.naturalWidth, img.naturalHeight] : null; }})()"""
-SHOWN_FRAME = "(() => { const f = document.querySelector('iframe'); return f && f.src.startsWith('data:text/html'); })()"
-
-
 def _chromium():
     from bicross.browser import find_chromium
 
@@ -203,40 +190,30 @@ def _chromium():
     return found
 
 
-def test_report_renders_in_chromium(finished_run, tmp_path):
+def test_report_renders_in_chromium(finished_run):
     """`snakemake --report report.html` opened in headless Chromium: the metrics table, the metric plot,
     the loss curves and the runtimes, each clicked open and found in the rendered DOM."""
-    from bicross.browser import Browser
+    from bicross.browser import Browser, SnakemakeReport
 
     chromium = _chromium()
     root = finished_run[0]
-    report = root / "report.html"
-    snakemake(root, root / "config.yaml", "--report", str(report))
+    snakemake(root, root / "config.yaml", "--report", str(root / "report.html"))
     with Browser(chromium) as browser:
-        page = browser.open(report.resolve().as_uri())
-        page.wait_for("document.querySelector('nav a') !== null")
-        assert page.evaluate(CLICK_MENU.format(json.dumps("Metrics")))
-        rows = page.wait_for(RESULT_ROWS + ".length && " + RESULT_ROWS)
+        report = SnakemakeReport(browser, root / "report.html")
+        rows = report.open_category("Metrics")
         assert {"results/tiny/report/metrics.html", "results/tiny/report/metrics.png"} <= set(rows), rows
-        assert page.evaluate(VIEW_RESULT.format(json.dumps("metrics.html")))
-        page.wait_for(SHOWN_FRAME)
-        texts = page.wait_for_texts(lambda found: "ndcg@10" in found)
-        assert {"iteration", "encoder", "ndcg@10", "cross", "holdout"} <= set(texts)
-        assert page.evaluate(VIEW_RESULT.format(json.dumps("metrics.png")))
-        width, height = page.wait_for(SHOWN_IMAGE.format(json.dumps("filename=metrics.png")))
+        report.view("metrics.html")
+        assert {"iteration", "encoder", "ndcg@10", "cross", "holdout"} <= set(report.shown_texts("ndcg@10"))
+        report.view("metrics.png")
+        width, height = report.shown_image("metrics.png")
         assert width > 300 and height > 200
 
-        page.evaluate(HOME)  # the breadcrumbs' home: back to the menu of categories
-        assert page.wait_for(CLICK_MENU.format(json.dumps("Training")))
-        rows = page.wait_for(RESULT_ROWS + ".some(r => r.endsWith('loss-cross.png')) && " + RESULT_ROWS)
-        assert {"results/tiny/report/loss-cross.png", "results/tiny/report/loss-distill.png"} == set(rows)
+        rows = report.open_category("Training")
+        assert set(rows) == {"results/tiny/report/loss-cross.png", "results/tiny/report/loss-distill.png"}
         for kind in ("cross", "distill"):
-            assert page.evaluate(VIEW_RESULT.format(json.dumps(f"loss-{kind}.png")))
-            assert page.wait_for(SHOWN_IMAGE.format(json.dumps(f"filename=loss-{kind}.png")))
+            report.view(f"loss-{kind}.png")
+            assert report.shown_image(f"loss-{kind}.png")
 
-        page.evaluate(HOME)
-        assert page.wait_for(CLICK_MENU.format(json.dumps("Runtimes")))
-        page.wait_for(RESULT_ROWS + ".some(r => r.endsWith('runtimes.html'))")
-        assert page.evaluate(VIEW_RESULT.format(json.dumps("runtimes.html")))
-        texts = page.wait_for_texts(lambda found: "train_cross" in found)
-        assert {"rule", "seconds", "train_cross", "distill_bi"} <= set(texts)
+        assert "results/tiny/report/runtimes.html" in report.open_category("Runtimes")
+        report.view("runtimes.html")
+        assert {"rule", "seconds", "train_cross", "distill_bi"} <= set(report.shown_texts("train_cross"))

@@ -1,5 +1,7 @@
 """A headless Chromium driven over the Chrome DevTools protocol, to render the Snakemake report as a
-reader sees it (tests/test_iterations.py) and to take its screenshot for the docs.
+reader sees it (tests/test_iterations.py) and to take its screenshot for the docs:
+
+    python -m bicross.browser report.html docs/report.png --category Training --view loss-cross.png
 
 The protocol runs over a pipe (``--remote-debugging-pipe``: commands on the browser's fd 3, answers and
 events on its fd 4, each message JSON ended by a NUL byte), so no websocket library is needed.
@@ -188,3 +190,72 @@ class Page:
         path = Path(path)
         path.write_bytes(base64.b64decode(data))
         return path
+
+
+class SnakemakeReport:
+    """Snakemake 9's HTML report (a React app) clicked through as a reader would: the menu's result
+    categories, a category's table of results, a result's view button (its "eye")."""
+
+    _CLICK_MENU = """(() => {{ const a = [...document.querySelectorAll('nav a')]
+        .find(a => a.innerText.trim() === {0}); if (!a) return false; a.click(); return true; }})()"""
+    _HOME = "(() => { const home = document.querySelector('nav ol li a'); if (home) home.click(); return true; })()"
+    _ROWS = "[...document.querySelectorAll('tbody tr')].map(r => r.cells[0].innerText.trim())"
+    _VIEW = """(() => {{ const row = [...document.querySelectorAll('tbody tr')]
+        .find(r => r.cells[0].innerText.trim().endsWith({0}));
+        const eye = row && row.querySelector('a[iconname="eye"]'); if (!eye) return false; eye.click(); return true; }})()"""
+    _IMAGE = """(() => {{ const img = [...document.querySelectorAll('img')].find(i => i.src.includes({0}));
+        return img && img.complete && img.naturalWidth > 0 ? [img.naturalWidth, img.naturalHeight] : null; }})()"""
+    _FRAME = "(() => { const f = document.querySelector('iframe'); return !!f && f.src.startsWith('data:text/html'); })()"
+
+    def __init__(self, browser: Browser, report: str | os.PathLike):
+        self.page = browser.open(Path(report).resolve().as_uri())
+        self.page.wait_for("document.querySelector('nav a') !== null")
+
+    def open_category(self, name: str) -> list[str]:
+        """Show a result category (from wherever the reader is); the results it lists."""
+        self.page.evaluate(self._HOME)  # the breadcrumbs' home: back to the menu
+        self.page.wait_for(self._CLICK_MENU.format(json.dumps(name)))
+        return self.page.wait_for(f"{self._ROWS}.length && {self._ROWS}")
+
+    def view(self, name: str) -> None:
+        """Press the view button of the listed result whose path ends with `name`."""
+        if not self.page.evaluate(self._VIEW.format(json.dumps(name))):
+            raise BrowserError(f"no result {name!r} with a view button in {self.page.evaluate(self._ROWS)}")
+
+    def shown_image(self, name: str) -> tuple[int, int]:
+        """The decoded size of the shown image `name` (a PNG result), once it has loaded."""
+        return tuple(self.page.wait_for(self._IMAGE.format(json.dumps(f"filename={name}"))))
+
+    def shown_texts(self, expected: str) -> list[str]:
+        """The page's texts once an HTML result is shown in its frame and holds `expected`."""
+        self.page.wait_for(self._FRAME)
+        return self.page.wait_for_texts(lambda found: expected in found)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bicross.browser", description="screenshot a Snakemake report")
+    parser.add_argument("report", help="the report's HTML file (snakemake --report report.html)")
+    parser.add_argument("out", help="the PNG to write")
+    parser.add_argument("--category", help="a result category to open (as the report's menu names it)")
+    parser.add_argument("--view", help="a result of that category to show (the end of its path)")
+    parser.add_argument("--size", default="1400x900", help="window size, WIDTHxHEIGHT")
+    args = parser.parse_args(argv)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    with Browser(width=width, height=height) as browser:
+        report = SnakemakeReport(browser, args.report)
+        if args.category:
+            report.open_category(args.category)
+        if args.view:
+            report.view(args.view)
+            if args.view.endswith((".png", ".svg", ".jpg")):
+                report.shown_image(args.view)
+        time.sleep(0.5)  # the last layout and paint
+        report.page.screenshot(args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -96,6 +96,8 @@ def _smoothed(values: list[float]) -> list[float]:
 def plot_losses(model_dirs, outputs: dict[str, str]) -> None:
     """One PNG per training kind (`outputs`: recipe -> path): the loss of every step (light) and its
     trailing mean, a line per iteration and family, and the learning rate below."""
+    from matplotlib.ticker import MaxNLocator
+
     from bicross.losscurve import curves
 
     plt = _pyplot()
@@ -123,6 +125,7 @@ def plot_losses(model_dirs, outputs: dict[str, str]) -> None:
             loss_ax.legend(fontsize=8)
         lr_ax.set_ylabel("learning rate")
         lr_ax.set_xlabel("optimizer step")
+        lr_ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
         lr_ax.grid(alpha=0.3)
         fig.tight_layout()
         _save_figure(fig, out_path)
