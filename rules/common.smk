@@ -399,8 +399,10 @@ def model_card_sections():
 
 
 def all_outputs():
-    return [f"{RES}/metrics.parquet", f"{RES}/report/metrics.png", *gate_files(), *loss_curve_files(),
-            *model_card_files()]
+    # the HTML tables by name: a run finished before they existed makes them (Snakemake reruns a job for
+    # a missing output only when something asks for that output)
+    return [f"{RES}/metrics.parquet", f"{RES}/report/metrics.png", f"{RES}/report/metrics.html",
+            f"{RES}/report/runtimes.html", *gate_files(), *loss_curve_files(), *model_card_files()]
 
 
 def print_summary():

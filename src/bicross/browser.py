@@ -208,6 +208,8 @@ class SnakemakeReport:
     _FRAME = "(() => { const f = document.querySelector('iframe'); return !!f && f.src.startsWith('data:text/html'); })()"
 
     def __init__(self, browser: Browser, report: str | os.PathLike):
+        if not Path(report).is_file():
+            raise BrowserError(f"{report}: no such report (snakemake --report {report} builds it)")
         self.page = browser.open(Path(report).resolve().as_uri())
         self.page.wait_for("document.querySelector('nav a') !== null")
 
