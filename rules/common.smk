@@ -420,8 +420,48 @@ def best_outputs():
     return [f"{RES}/best"] if SELECT_SPLIT else []
 
 
+def _trained():
+    """(model folder, role, the iteration whose settings trained it) of every training job; bi-encoder 0
+    is the configured model, not trained."""
+    found = [(f"{RES}/iter{k}/{role}{f}/model", role, k) for k in range(1, ITERATIONS + 1)
+             for role in ("cross", "bi") for f in FAMILIES]
+    if TASK == "sts" and STS["supervised_baseline"]:
+        found.append((f"{RES}/supervised/cross/model", "cross", 1))  # train_cross_supervised: iteration 1's
+    return found
+
+
+def trained_models():
+    return [model for model, _, _ in _trained()]
+
+
+def trained_kinds():
+    """The training kinds (recipes) of this run's trained models, each with its loss-curve plot."""
+    roles = {role for _, role, _ in _trained()}
+    return [recipe(role) for role in ("cross", "bi") if role in roles]
+
+
+def loss_curve_files():
+    return [f"{RES}/report/loss-{kind}.png" for kind in trained_kinds()]
+
+
+def model_card_files():
+    """The card written after evaluation beside each trained model folder: iter<k>/<role><fam>/README.md."""
+    return [f"{os.path.dirname(model)}/README.md" for model in trained_models()]
+
+
+def model_card_sections():
+    """Each trained model's config sections (bicross.card.config_sections), for its card."""
+    from bicross.card import config_sections
+
+    return {model: config_sections(config, recipe(role), k) for model, role, k in _trained()}
+
+
 def all_outputs():
-    return [f"{RES}/metrics.parquet", f"{RES}/report/metrics.png", *gate_files(), *best_outputs()]
+    # the HTML tables by name: a run finished before they existed makes them (Snakemake reruns a job for
+    # a missing output only when something asks for that output)
+    return [f"{RES}/metrics.parquet", f"{RES}/report/metrics.png", f"{RES}/report/metrics.html",
+            f"{RES}/report/runtimes.html", *gate_files(), *loss_curve_files(), *model_card_files(),
+            *best_outputs()]
 
 
 def print_summary():
@@ -430,7 +470,8 @@ def print_summary():
         from bicross.summary import print_summary as show
 
         transductive = TASK == "sts" and bool(set(STS["train_splits"]) & set(EVAL_SPLITS))
-        show(path, select_split=SELECT_SPLIT, select_metric=SELECT_METRIC, transductive=transductive, results=RES)
+        show(path, select_split=SELECT_SPLIT, select_metric=SELECT_METRIC, transductive=transductive, results=RES,
+             loss_curves=[p for p in loss_curve_files() if os.path.exists(p)])
 
 
 def forget_failed_jobs():

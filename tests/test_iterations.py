@@ -1,7 +1,12 @@
-"""The whole loop on a tiny model: 2 iterations end to end, then raising N to 3 plans only iteration 3."""
+"""The whole loop on a tiny model: 2 iterations end to end, then raising N to 3 plans only iteration 3;
+its loss curves, model cards, an exported model, and the report rendered in headless Chromium."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import zipfile
 
 import pyarrow.parquet as pq
@@ -41,6 +46,89 @@ def test_two_iterations_end_to_end(finished_run):
     assert SentenceTransformer(str(res / "iter2" / "bi" / "model")).encode(["a b c"]).shape == (1, 32)
     assert CrossEncoder(str(res / "iter2" / "cross" / "model")).predict([("a", "b")]).shape == (1,)
     assert not list(res.rglob("*.checkpoints"))  # checkpoints are removed after success
+    assert "loss curves: results/tiny/report/loss-cross.png, results/tiny/report/loss-distill.png" in proc.stdout
+
+
+def test_every_training_job_keeps_its_loss_table(finished_run):
+    """loss.parquet in each trained model: every step once, in order, the losses of training.json; a
+    bi-encoder the teacher gate kept as a copy trained nothing and has none (nor its source's)."""
+    from bicross.losscurve import read_loss_table
+
+    res = finished_run[0] / "results" / "tiny"
+    for k in (1, 2):
+        model = res / f"iter{k}" / "cross" / "model"
+        summary = json.loads((model / "training.json").read_text())
+        table = read_loss_table(model / "loss.parquet").to_pydict()
+        assert table["step"] == list(range(1, summary["steps"] + 1))
+        assert table["loss"] == [loss for _, loss in summary["history"]]
+        assert all(rate is not None and rate >= 0 for rate in table["learning_rate"])
+        bi = res / f"iter{k}" / "bi" / "model"
+        assert json.loads((bi / "training.json").read_text())["skipped"] and not (bi / "loss.parquet").exists()
+    for kind in ("cross", "distill"):
+        assert (res / "report" / f"loss-{kind}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _card(path):
+    import yaml
+
+    text = path.read_text()
+    return yaml.safe_load(text.split("---\n")[1]), text
+
+
+def test_model_cards_name_the_metrics_of_their_model(finished_run):
+    """Beside every trained model folder, after evaluation: a card whose front matter and table hold
+    exactly the metrics.parquet rows of that model (iteration, encoder), with its config sections."""
+    from bicross.summary import COUNTS
+
+    res = finished_run[0] / "results" / "tiny"
+    rows = pq.read_table(res / "metrics.parquet").to_pylist()
+    for k in (1, 2):
+        for encoder in ("bi", "cross"):
+            front, text = _card(res / f"iter{k}" / encoder / "README.md")
+            mine = [r for r in rows if r["iteration"] == k and r["encoder"] == encoder]
+            assert mine
+            assert front["metrics"] == sorted({r["metric"] for r in mine} - set(COUNTS))
+            held = {(result["dataset"]["split"], m["type"]): m["value"]
+                    for result in front["model-index"][0]["results"] for m in result["metrics"]}
+            assert held == {(r["split"], r["metric"]): round(r["value"], 6) for r in mine
+                            if r["metric"] not in COUNTS}
+            for r in mine:
+                assert f"| {r['split']} | {r['metric']} |" in text
+            assert front["library_name"] == "sentence-transformers"
+            assert front["pipeline_tag"] == ("sentence-similarity" if encoder == "bi" else "text-ranking")
+            section = "distill:" if encoder == "bi" else "cross_encoder:"
+            assert f"iteration {k} of experiment `tiny`" in text and section in text and "dataset:" in text
+    # the per-iteration override of cross_encoder.learning_rate, as that iteration trained with it
+    assert "learning_rate: 3.0e-05" in _card(res / "iter2" / "cross" / "README.md")[1]
+    assert "learning_rate: 5.0e-05" in _card(res / "iter1" / "cross" / "README.md")[1]
+
+
+def _export(root, *args):
+    return subprocess.run([sys.executable, "-m", "bicross.cli", "export-model", *map(str, args)],
+                          capture_output=True, text=True, cwd=root)
+
+
+def test_exported_models_load_with_sentence_transformers(finished_run, tmp_path):
+    from sentence_transformers import CrossEncoder, SentenceTransformer
+
+    root = finished_run[0]
+    res = root / "results" / "tiny"
+    for encoder in ("bi", "cross"):
+        out = tmp_path / encoder
+        proc = _export(root, res, 2, encoder, out)
+        assert proc.returncode == 0, proc.stderr
+        assert (out / "README.md").read_text() == (res / "iter2" / encoder / "README.md").read_text()
+        assert not list(out.rglob("*.checkpoints"))
+    assert {"modules.json", "sentence_bert_config.json", "config.json"} <= {p.name for p in (tmp_path / "bi").iterdir()}
+    assert (tmp_path / "bi" / "1_Pooling" / "config.json").is_file()
+    assert SentenceTransformer(str(tmp_path / "bi"), device="cpu").encode(["a b c"]).shape == (1, 32)
+    cross = CrossEncoder(str(tmp_path / "cross"), device="cpu")
+    assert cross.config.num_labels == 1 and cross.predict([("a", "b"), ("c", "d")]).shape == (2,)
+
+    proc = _export(root, res, 7, "cross", tmp_path / "none")  # no such iteration: the path and what exists
+    assert proc.returncode == 2 and "iter7/cross/model" in proc.stderr and "iter2/cross" in proc.stderr
+    proc = _export(root, res, 2, "cross", tmp_path / "cross")  # never over an earlier export
+    assert proc.returncode == 2 and "an empty or new folder" in proc.stderr
 
 
 def test_raising_iterations_plans_only_the_new_iteration(finished_run):
@@ -51,7 +139,7 @@ def test_raising_iterations_plans_only_the_new_iteration(finished_run):
     assert planned_jobs(proc) == {  # test and the held-out validation queries, plus bi-encoder 2's train run
         "encode_corpus": 2, "encode_queries": 3, "retrieve": 3, "evaluate_bi": 2, "mine_negatives": 1,
         "train_cross": 1, "rerank": 2, "score_teacher": 1, "gate_teacher": 1, "distill_bi": 1, "evaluate_cross": 2,
-        "summarize": 1, "select_best": 1, "report_assets": 1, "all": 1}
+        "summarize": 1, "select_best": 1, "report_assets": 1, "loss_curves": 1, "model_cards": 1, "all": 1}
     outputs = [line.split(":", 1)[1].strip() for line in proc.stdout.splitlines()
                if line.strip().startswith("output:")]
     for out in outputs:  # iteration 3, the bi-encoder 2 train retrieval that mines for it, aggregation
@@ -89,3 +177,43 @@ def test_probe_of_iteration_2_plans_only_bi_encoder_2(finished_run):
     assert not {"train_cross", "rerank", "score_teacher", "mine_negatives", "tokenize_corpus"} & set(jobs)
     outputs = [line.split(":", 1)[1].strip() for line in log.splitlines() if line.strip().startswith("output:")]
     assert outputs and all("results/p2/iter2/" in out for out in outputs), outputs
+
+
+def _chromium():
+    from bicross.browser import find_chromium
+
+    found = find_chromium()
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but no chromium on PATH: .ci/run installs Debian's chromium package")
+        pytest.skip("no chromium on PATH (`apt-get install chromium`; .ci/run installs it in CI)")
+    return found
+
+
+def test_report_renders_in_chromium(finished_run):
+    """`snakemake --report report.html` opened in headless Chromium: the metrics table, the metric plot,
+    the loss curves and the runtimes, each clicked open and found in the rendered DOM."""
+    from bicross.browser import Browser, SnakemakeReport
+
+    chromium = _chromium()
+    root = finished_run[0]
+    snakemake(root, root / "config.yaml", "--report", str(root / "report.html"))
+    with Browser(chromium) as browser:
+        report = SnakemakeReport(browser, root / "report.html")
+        rows = report.open_category("Metrics")
+        assert {"results/tiny/report/metrics.html", "results/tiny/report/metrics.png"} <= set(rows), rows
+        report.view("metrics.html")
+        assert {"iteration", "encoder", "ndcg@10", "cross", "holdout"} <= set(report.shown_texts("ndcg@10"))
+        report.view("metrics.png")
+        width, height = report.shown_image("metrics.png")
+        assert width > 300 and height > 200
+
+        rows = report.open_category("Training")
+        assert set(rows) == {"results/tiny/report/loss-cross.png", "results/tiny/report/loss-distill.png"}
+        for kind in ("cross", "distill"):
+            report.view(f"loss-{kind}.png")
+            assert report.shown_image(f"loss-{kind}.png")
+
+        assert "results/tiny/report/runtimes.html" in report.open_category("Runtimes")
+        report.view("runtimes.html")
+        assert {"rule", "seconds", "train_cross", "distill_bi"} <= set(report.shown_texts("train_cross"))

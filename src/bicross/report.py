@@ -1,4 +1,5 @@
-"""Report assets: the metrics table as TSV, headline metrics against iteration as a PNG, runtimes."""
+"""Report assets: the metrics table as TSV, headline metrics against iteration as a PNG, runtimes, and
+the loss curves of the training jobs (one PNG per training kind)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,26 @@ from bicross.schemas import atomic_path, write_text_atomic
 from bicross.summary import HEADLINE, loop_checks
 
 
+def tsv_html(tsv_path, out_path, title: str) -> None:
+    """A TSV as a small self-contained HTML table: the report shows HTML in place, while it offers a TSV
+    only as a download."""
+    import html
+
+    with open(tsv_path, newline="") as f:
+        rows = list(csv.reader(f, delimiter="\t"))
+    head, body = (rows[0], rows[1:]) if rows else ([], [])
+
+    def cells(tag, row):
+        return "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in row)
+
+    page = ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + html.escape(title) + "</title>"
+            "<style>body{font:13px sans-serif;margin:1em}table{border-collapse:collapse}"
+            "th,td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:left}th{background:#f3f3f3}</style>"
+            f"</head><body><h3>{html.escape(title)}</h3><table><thead><tr>{cells('th', head)}</tr></thead><tbody>"
+            + "".join(f"<tr>{cells('td', row)}</tr>" for row in body) + "</tbody></table></body></html>\n")
+    write_text_atomic(page, out_path)
+
+
 def metrics_tsv(metrics_path, out_path) -> None:
     rows = sorted(pq.read_table(metrics_path).to_pylist(),
                   key=lambda r: (r["split"], r["iteration"], r["encoder"], r["metric"]))
@@ -20,13 +41,25 @@ def metrics_tsv(metrics_path, out_path) -> None:
     write_text_atomic("\n".join(lines) + "\n", out_path)
 
 
-def plot_metrics(metrics_path, out_path) -> None:
-    """One panel per headline metric present; one line per (encoder, split) across iterations."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save_figure(fig, out_path) -> None:
+    tmp = atomic_path(out_path)
+    fig.savefig(tmp, dpi=110, format="png")
+    _pyplot().close(fig)
+    os.replace(tmp, out_path)
+
+
+def plot_metrics(metrics_path, out_path) -> None:
+    """One panel per headline metric present; one line per (encoder, split) across iterations."""
+    plt = _pyplot()
     rows = pq.read_table(metrics_path).to_pylist()
     metrics = [m for m in HEADLINE if any(r["metric"] == m for r in rows)][:4]
     fig, axes = plt.subplots(1, max(len(metrics), 1), figsize=(4.2 * max(len(metrics), 1), 3.4), squeeze=False)
@@ -45,10 +78,57 @@ def plot_metrics(metrics_path, out_path) -> None:
         ax.set_xticks(sorted({r["iteration"] for r in rows}))
         ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = atomic_path(out_path)
-    fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    os.replace(tmp, out_path)
+    _save_figure(fig, out_path)
+
+
+def _smoothed(values: list[float]) -> list[float]:
+    """A trailing mean over a twentieth of the steps (per-step losses of small batches are noisy)."""
+    window = max(1, len(values) // 20)
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def plot_losses(model_dirs, outputs: dict[str, str]) -> None:
+    """One PNG per training kind (`outputs`: recipe -> path): the loss of every step (light) and its
+    trailing mean, a line per iteration and family, and the learning rate below."""
+    from matplotlib.ticker import MaxNLocator
+
+    from bicross.losscurve import curves
+
+    plt = _pyplot()
+    found = curves(model_dirs)
+    for recipe, out_path in outputs.items():
+        fig, (loss_ax, lr_ax) = plt.subplots(2, 1, figsize=(7.5, 5.2), sharex=True,
+                                              gridspec_kw={"height_ratios": [3, 1]})
+        mine = [c for c in found if c.recipe == recipe]
+        for i, curve in enumerate(mine):
+            color = f"C{i % 10}"
+            steps = curve.table.column("step").to_pylist()
+            losses = curve.table.column("loss").to_pylist()
+            loss_ax.plot(steps, losses, color=color, alpha=0.25, linewidth=0.8)
+            loss_ax.plot(steps, _smoothed(losses), color=color, label=curve.label)
+            rates = curve.table.column("learning_rate").to_pylist()
+            lr_ax.plot([s for s, r in zip(steps, rates, strict=True) if r is not None],
+                       [r for r in rates if r is not None], color=color)
+        if not mine:
+            loss_ax.text(0.5, 0.5, "no training steps (every model of this kind was kept by the teacher gate)",
+                         ha="center", va="center", transform=loss_ax.transAxes, fontsize=9)
+        loss_ax.set_title(f"training loss: {recipe}")
+        loss_ax.set_ylabel("loss")
+        loss_ax.grid(alpha=0.3)
+        if mine:
+            loss_ax.legend(fontsize=8)
+        lr_ax.set_ylabel("learning rate")
+        lr_ax.set_xlabel("optimizer step")
+        lr_ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
+        lr_ax.grid(alpha=0.3)
+        fig.tight_layout()
+        _save_figure(fig, out_path)
 
 
 def read_benchmarks(benchmark_dir) -> list[tuple[str, str, float, str]]:

@@ -41,6 +41,8 @@ CHANGES = pa.schema(
      ("base_iteration", pa.int32()), ("metric", pa.string()), ("difference", pa.float64()), ("low", pa.float64()),
      ("high", pa.float64()), ("p", pa.float64()), ("n", pa.int64()), ("test", pa.string())]
 )
+# a training job's per optimizer step mean loss and learning rate (bicross.losscurve), in its model folder
+LOSS = pa.schema([("step", pa.int32()), ("loss", pa.float64()), ("learning_rate", pa.float64())])
 METRICS = pa.schema(
     [
         ("iteration", pa.int32()),

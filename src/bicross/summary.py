@@ -245,9 +245,9 @@ def check_lines(results) -> list[str]:
 
 
 def print_summary(metrics_path, select_split: str | None = None, transductive: bool = False, results=None,
-                  select_metric: str | None = None) -> str:
+                  select_metric: str | None = None, loss_curves: Sequence[str] = ()) -> str:
     """The metrics table; with `results` the loop's checks; with `select_split` each encoder's best
-    iteration on it (by `select_metric`, default the first headline metric)."""
+    iteration on it (by `select_metric`, default the first headline metric); where the `loss_curves` are."""
     table = pq.read_table(metrics_path)
     changes_path = changes_file(metrics_path)
     text = format_table(table, pq.read_table(changes_path) if changes_path.is_file() else None)
@@ -262,5 +262,7 @@ def print_summary(metrics_path, select_split: str | None = None, transductive: b
         text += f"\nthe best models: {Path(results) / 'best'} (manifest.json; best/<encoder> links each)"
     if transductive:
         text += "\nTRANSDUCTIVE: the training pairs include evaluated pairs (their gold scores were never read)"
+    if loss_curves:
+        text += f"\nloss curves: {', '.join(str(p) for p in loss_curves)}"
     print("\nbicross metrics\n" + text, flush=True)
     return text

@@ -9,6 +9,8 @@ deterministic function of (seed, epoch)), a collate function and ``loss_fn(model
 - AdamW with weight decay except on biases and norm weights; linear warm-up then linear decay;
 - gradient accumulation, gradient clipping, epochs or ``max_steps``, gradient checkpointing;
 - tqdm progress (rate, ETA) and a loss log line every ``log_every`` steps, on the main process only;
+- every step's loss and learning rate in the result (``history``, ``learning_rates``; a resumed run gets
+  the earlier steps' from its checkpoint), which `bicross.train.run` saves as ``loss.parquet``;
 - a checkpoint every ``checkpoint_every`` optimizer steps (``accelerator.save_state`` into
   ``<checkpoints>/step-<n>``: model, optimizer, scheduler, RNG states, plus ``position.json`` with the
   data position); the last ``keep_checkpoints`` are kept; a restarted job resumes from the newest one;
@@ -133,6 +135,7 @@ class TrainResult:
     steps: int
     epochs_seen: int
     history: list[tuple[int, float]] = field(default_factory=list)  # (step, mean loss of that step)
+    learning_rates: list[tuple[int, float]] = field(default_factory=list)  # (step, base learning rate used)
     examples: int = 0  # examples trained on in this run, all processes (not counting a resumed part)
     seconds: float = 0.0
     resumed_from: int = 0
@@ -143,6 +146,7 @@ class TrainResult:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        del out["learning_rates"]  # in the model's loss table (bicross.losscurve), not training.json
         out["examples_per_second"] = self.examples_per_second
         return out
 
@@ -490,7 +494,7 @@ def train(
     stamp = fingerprint({"settings": settings, "config": asdict(config), "layout": layout})
     checkpoints = CheckpointDir(checkpoint_dir, config.keep_checkpoints)
 
-    step, epoch, batch_in_epoch, history = 0, 0, 0, []
+    step, epoch, batch_in_epoch, history, rates = 0, 0, 0, [], []
     latest = checkpoints.latest()
     if latest is not None and latest[1].get("fingerprint") != stamp:
         if accelerator.is_main_process:
@@ -504,6 +508,7 @@ def train(
         accelerator.load_state(str(path))
         step, epoch, batch_in_epoch = position["step"], position["epoch"], position["batch"]
         history = [tuple(h) for h in position["history"]]
+        rates = [tuple(r) for r in position.get("learning_rates", [])]  # none in checkpoints from before
         log.info("resuming from step %d (epoch %d, batch %d) of %s", step, epoch, batch_in_epoch, path)
     resumed_from = step
 
@@ -517,7 +522,8 @@ def train(
 
     def position() -> dict[str, Any]:
         ep, b = (epoch + 1, 0) if batch_in_epoch >= plan.batches_per_epoch else (epoch, batch_in_epoch)
-        return {"step": step, "epoch": ep, "batch": b, "history": history, "fingerprint": stamp, **layout}
+        return {"step": step, "epoch": ep, "batch": b, "history": history, "learning_rates": rates,
+                "fingerprint": stamp, **layout}
 
     def checkpoint(what: str) -> None:
         checkpoints.save(accelerator, step, position())
@@ -546,6 +552,7 @@ def train(
                 continue
             if config.max_grad_norm:
                 accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            rate = scheduler.get_last_lr()[0]  # the rate this step applies (the scheduler moves on below)
             optimizer.step()
             if not accelerator.optimizer_step_was_skipped:
                 scheduler.step()
@@ -554,6 +561,7 @@ def train(
             step_loss = accelerator.reduce(window_loss / accumulation, reduction="mean").item()
             window_loss.zero_()
             history.append((step, step_loss))
+            rates.append((step, rate))
             _report(accelerator, bar, step, plan.total_steps, history, config.log_every, scheduler,
                     examples, start, unit)
             signum = stop.agreed(accelerator) if step < plan.total_steps else 0
@@ -579,8 +587,8 @@ def train(
     stop.restore()
     bar.close()
     total_examples = int(accelerator.reduce(torch.tensor(examples, device=accelerator.device), "sum").item())
-    result = TrainResult(steps=step, epochs_seen=epochs_seen, history=history, examples=total_examples,
-                         seconds=seconds, resumed_from=resumed_from)
+    result = TrainResult(steps=step, epochs_seen=epochs_seen, history=history, learning_rates=rates,
+                         examples=total_examples, seconds=seconds, resumed_from=resumed_from)
     if accelerator.is_main_process:
         log.info("trained %d steps (%d in this run) in %.1f s: %.2f %ss/s, final loss %.4f",
                  step, step - resumed_from, seconds, result.examples_per_second, unit,

@@ -9,4 +9,6 @@ with rule_log(snakemake.log[0]):
     report.plot_metrics(snakemake.input[0], o.plot)
     report.runtimes_tsv(snakemake.params.benchmarks, o.runtimes)
     report.changes_tsv(snakemake.input.changes, o.changes)
+    report.tsv_html(o.table, o.table_html, "bicross metrics")  # the report shows HTML, offers TSV as downloads
+    report.tsv_html(o.runtimes, o.runtimes_html, "bicross job runtimes")
     report.checks_tsv(os.path.dirname(snakemake.input[0]), o.checks)  # results/<exp>/ holds metrics.parquet

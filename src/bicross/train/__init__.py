@@ -14,7 +14,9 @@ small module of this package that declares:
   classes inference uses), its loss from `bicross.losses`, and how it saves.
 
 `run` does the rest for every recipe: the accelerator, `bicross.training.train` with checkpoints,
-the learning check, the atomic save with ``training.json``.
+the learning check, the atomic save with ``training.json`` (settings, result, bicross version and
+commit), ``loss.parquet`` (the loss and learning rate of every step, `bicross.losscurve`) and a
+``README.md`` model card (`bicross.card`; the workflow's `model_cards` adds the metrics).
 """
 
 from __future__ import annotations
@@ -101,6 +103,9 @@ def run(name: str, inputs: dict[str, str | list[str]], out, checkpoints, hparams
         log_path: str | None = None, stop_after_steps: int | None = None) -> dict[str, Any]:
     """Train recipe `name` on `inputs` and save the model to `out`; returns the summary also written to
     ``<out>/training.json``."""
+    from bicross import provenance
+    from bicross.card import write_training_card
+    from bicross.losscurve import write_loss_table
     from bicross.training import file_signature, finish, learning_check, save_final, start, train
 
     module = recipe(name)
@@ -110,14 +115,17 @@ def run(name: str, inputs: dict[str, str | list[str]], out, checkpoints, hparams
     settings = {"recipe": name, "hparams": asdict(hp), "inputs": [file_signature(p) for p in input_files(inputs)]}
     model, result = train(accelerator, job.model, job.dataset, job.collate, job.loss_fn, hp, checkpoints,
                           settings=settings, count_fn=job.count_fn, unit=job.unit, stop_after_steps=stop_after_steps)
-    summary = {"recipe": name, "hparams": asdict(hp), **job.info, "num_processes": accelerator.num_processes,
-               "mixed_precision": accelerator.mixed_precision, **result.to_dict(),
+    summary = {"recipe": name, "hparams": asdict(hp), "inputs": settings["inputs"], **job.info,
+               "num_processes": accelerator.num_processes, "mixed_precision": accelerator.mixed_precision, **result.to_dict(),
                f"{job.unit}s_per_second": result.examples_per_second,
-               "learning": learning_check(accelerator, result, job.uniform, job.who)}
+               "learning": learning_check(accelerator, result, job.uniform, job.who),
+               "bicross_version": provenance.version(), "bicross_commit": provenance.commit()}
 
     def save(unwrapped, path: Path) -> None:
         job.save(unwrapped, path)
         (path / "training.json").write_text(json.dumps(summary, indent=1))
+        write_loss_table(result.history, result.learning_rates, path)
+        write_training_card(path, final=out)
 
     save_final(accelerator, model, out, save)
     if accelerator.is_main_process:

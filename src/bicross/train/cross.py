@@ -73,6 +73,7 @@ class Hparams(CrossSettings):
 
 
 SEED_OFFSET = 0
+SECTIONS = ("cross_encoder",)  # what from_config reads (the model card shows it)
 
 
 def from_config(sections: dict[str, dict[str, Any]], model: str, seed: int, families: int) -> dict[str, Any]:

@@ -79,6 +79,7 @@ class Hparams(BiSettings):
 
 
 SEED_OFFSET = 1000
+SECTIONS = ("distill", "bi_encoder", "tokenize")  # what from_config reads (the model card shows it)
 
 
 def from_config(sections: dict[str, dict[str, Any]], model: str, seed: int, families: int) -> dict[str, Any]:

@@ -37,6 +37,7 @@ log = logging.getLogger("bicross.train.sts_bi")
 __all__ = ["INPUTS", "MANY", "Hparams", "from_config", "prepare"]
 LOSSES = ("mse", "cosent")
 SEED_OFFSET = 1000
+SECTIONS = ("distill", "bi_encoder", "sts")  # what from_config reads (the model card shows it)
 
 
 @dataclass

@@ -37,6 +37,7 @@ log = logging.getLogger("bicross.train.sts_cross")
 __all__ = ["INPUTS", "MANY", "Hparams", "from_config", "prepare"]
 LOSSES = ("bce", "mse", "cosent")
 SEED_OFFSET = 0
+SECTIONS = ("cross_encoder", "sts")  # what from_config reads (the model card shows it)
 
 
 @dataclass
