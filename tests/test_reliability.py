@@ -209,7 +209,7 @@ def test_an_interrupted_training_resumes_and_ends_with_the_weights_of_an_uninter
         assert "cannot be locked" in snakemake(work, cfg, MODEL, check=False).stderr
         snakemake(work, cfg, "--unlock")
     again = snakemake(work, cfg, MODEL)
-    log_text = log.read_text()
+    log_text = log.read_text(errors="replace")
     assert f"resuming from step {resumed} " in log_text, log_text[-3000:]
     assert f"trained {STEPS} steps ({STEPS - resumed} in this run)" in log_text
     got = _weights(model)
