@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from bicross.errors import ConfigError
-from bicross.schemas import remove_stale_temporaries, replace_dir
+from bicross.schemas import atomic_dir
 from bicross.summary import best_iterations
 
 log = logging.getLogger("bicross.best")
@@ -36,23 +35,20 @@ def write_best(metrics_path, out_dir, *, split: str, metric: str, models: dict[s
         raise ConfigError(f"config evaluate.select_metric {metric!r}: no such metric on split {split!r} in "
                           f"{os.fspath(metrics_path)} (it has {', '.join(known) or 'no rows'})")
     out = Path(out_dir)
-    remove_stale_temporaries(out)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     chosen = {}
-    for encoder, (iteration, value) in sorted(best.items()):
-        paths = models.get(encoder)
-        if not paths or iteration >= len(paths) or paths[iteration] is None:
-            continue  # not a model of the loop (the supervised baseline) or nothing to name
-        model = paths[iteration]
-        entry = {"iteration": iteration, "value": value, "model": model, "link": None}
-        if Path(model).is_dir():
-            os.symlink(os.path.relpath(Path(model).resolve(), out.resolve()), tmp / encoder)
-            entry["link"] = encoder
-        chosen[encoder] = entry
-        log.info("best %s on %s by %s: iteration %d (%.4f), %s", encoder, split, metric, iteration, value, model)
-    manifest = {"split": split, "metric": metric, "models": chosen}
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    replace_dir(tmp, out)
+    with atomic_dir(out) as tmp:
+        tmp.mkdir()
+        for encoder, (iteration, value) in sorted(best.items()):
+            paths = models.get(encoder)
+            if not paths or iteration >= len(paths) or paths[iteration] is None:
+                continue  # not a model of the loop (the supervised baseline) or nothing to name
+            model = paths[iteration]
+            entry = {"iteration": iteration, "value": value, "model": model, "link": None}
+            if Path(model).is_dir():
+                os.symlink(os.path.relpath(Path(model).resolve(), out.resolve()), tmp / encoder)
+                entry["link"] = encoder
+            chosen[encoder] = entry
+            log.info("best %s on %s by %s: iteration %d (%.4f), %s", encoder, split, metric, iteration, value, model)
+        manifest = {"split": split, "metric": metric, "models": chosen}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest

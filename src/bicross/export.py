@@ -4,13 +4,12 @@ with its card as a folder ready for a model hub."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from bicross.schemas import remove_stale_temporaries, replace_dir, write_text_atomic
+from bicross.schemas import atomic_dir, write_text_atomic
 
 # what sentence-transformers needs to load a folder as it is: SentenceTransformer (bi), CrossEncoder (cross)
 LOADABLE = {"bi": ("config.json", "modules.json", "sentence_bert_config.json", "1_Pooling/config.json"),
@@ -98,14 +97,7 @@ def export_model(results, iteration: int, encoder: str, out) -> Path:
         metrics_path = results / "metrics.parquet"
         metrics = model_metrics(metrics_path, place) if metrics_path.is_file() else []
         card = card_text(source, place=place, experiment=results.name, metrics=metrics)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    try:
+    with atomic_dir(out) as tmp:
         shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("*.checkpoints", CARD_FILE))
         (tmp / CARD_FILE).write_text(card)
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out

@@ -25,7 +25,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from bicross.errors import BicrossError
-from bicross.schemas import remove_stale_temporaries, replace_dir, write_text_atomic
+from bicross.schemas import atomic_dir, write_text_atomic
 
 log = logging.getLogger("bicross.gate")
 
@@ -114,13 +114,12 @@ def keep_student(record: dict, out: str | os.PathLike) -> None:
 
     source = Path(resolve_model_path(record["student_model"]))
     out = Path(out)
-    remove_stale_temporaries(out)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    # not the source's own records: this copy trained nothing (no loss curve) and gets its own card
-    shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("training.json", LOSS_FILE, CARD_FILE, "*.checkpoints"))
-    (tmp / "training.json").write_text(json.dumps({"skipped": True, "gate": record, "copied_from": str(source),
-                                                   "bicross_version": provenance.version(),
-                                                   "bicross_commit": provenance.commit()}, indent=1))
-    write_training_card(tmp, final=out)
-    replace_dir(tmp, out)
+    with atomic_dir(out) as tmp:
+        # not the source's own records: this copy trained nothing (no loss curve) and gets its own card
+        shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("training.json", LOSS_FILE, CARD_FILE,
+                                                                   "*.checkpoints"))
+        (tmp / "training.json").write_text(json.dumps({"skipped": True, "gate": record, "copied_from": str(source),
+                                                       "bicross_version": provenance.version(),
+                                                       "bicross_commit": provenance.commit()}, indent=1))
+        write_training_card(tmp, final=out)
     log.info("%s; copied %s to %s", record["message"], source, out)

@@ -49,7 +49,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from bicross.errors import ConfigError
-from bicross.schemas import remove_stale_temporaries, replace_dir
+from bicross.schemas import atomic_dir
 
 log = logging.getLogger("bicross.training")
 
@@ -626,15 +626,8 @@ def save_final(accelerator, model: torch.nn.Module, out_dir: str | os.PathLike,
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         out = Path(out_dir)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(out)  # of a killed save: .<name>.tmp-<pid>, .<name>.old-<pid>
-        tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-        try:
+        with atomic_dir(out) as tmp:  # a killed save's .<name>.tmp-<pid>, .<name>.old-<pid> go first
             save_fn(accelerator.unwrap_model(model, keep_fp32_wrapper=False), tmp)
-            replace_dir(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         log.info("saved the model to %s", out)
     accelerator.wait_for_everyone()
 
