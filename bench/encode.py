@@ -61,14 +61,13 @@ def main() -> None:
             seconds = time.perf_counter() - start
         return emb.float().numpy(), seconds
 
-    theirs, st_seconds = st_run(None, autocast=False)
-    peers = {"fp32 (defaults)": st_seconds}
-    peer_cosines = {}
+    settings = {"fp32 (defaults)": (None, False)}
     if devices.cpu_has_bf16():
-        for name, kwargs, autocast in (("bf16 weights", {"dtype": torch.bfloat16}, False),
-                                       ("bf16 autocast", None, True)):
-            emb, peers[name] = st_run(kwargs, autocast)
-            peer_cosines[name] = float(np.sum(emb * theirs, axis=1).min())
+        settings |= {"bf16 weights": ({"dtype": torch.bfloat16}, False), "bf16 autocast": (None, True)}
+    runs = {name: st_run(kwargs, autocast) for name, (kwargs, autocast) in settings.items()}
+    theirs, st_seconds = runs["fp32 (defaults)"]
+    peers = {name: seconds for name, (_, seconds) in runs.items()}
+    peer_cosines = {name: float(np.sum(emb * theirs, axis=1).min()) for name, (emb, _) in runs.items()}
     best_peer = min(peers, key=peers.get)
 
     device = devices.pick_device()
@@ -93,7 +92,7 @@ def main() -> None:
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
                    f"bf16 hardware: {devices.cpu_has_bf16()}",
         "sentence_transformers": {name: {"docs_per_s": round(n / sec, 1), "seconds": round(sec, 2),
-                                         "min_cosine_to_fp32": round(peer_cosines.get(name, 1.0), 6)}
+                                         "min_cosine_to_fp32": round(peer_cosines[name], 6)}
                                   for name, sec in peers.items()},
         "bicross": {"precision": str(dtype).removeprefix("torch."), "batch_size": args.batch_size,
                     "docs_per_s": round(n / ours_seconds, 1), "seconds": round(ours_seconds, 2),

@@ -148,15 +148,16 @@ def st_worker(args) -> None:
     from datasets import Dataset
     from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, losses
     from sentence_transformers.cross_encoder.training_args import CrossEncoderTrainingArguments
-    from transformers import TrainerCallback
+    from transformers import AutoConfig, TrainerCallback
 
-    from bicross.models import resolve_model_path
+    from bicross.models import dropout_overrides, resolve_model_path
 
     data = json.loads(Path(args.st_worker).read_text())
     dataset = Dataset.from_dict(data)
-    config_kwargs = {"attention_probs_dropout_prob": 0.0} if args.st_no_attention_dropout else None
-    model = CrossEncoder(resolve_model_path(args.model), num_labels=1, max_length=args.max_length, device="cpu",
-                         config_kwargs=config_kwargs)
+    path = resolve_model_path(args.model)
+    # the same config keys bicross sets (BERT-likes and MPNet name it differently from DistilBERT-likes)
+    config_kwargs = dropout_overrides(AutoConfig.from_pretrained(path), 0.0) if args.st_no_attention_dropout else None
+    model = CrossEncoder(path, num_labels=1, max_length=args.max_length, device="cpu", config_kwargs=config_kwargs)
     loss = losses.ListNetLoss(model, activation_fn=torch.nn.Identity(),
                               mini_batch_size=args.st_mini_batch or None)
     bf16 = args.precision in ("bf16", "auto")
