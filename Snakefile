@@ -41,6 +41,9 @@ else:
     include: "rules/sts.smk"
 
 
+include: "rules/parts.smk"
+
+
 include: "rules/report.smk"
 
 

@@ -77,11 +77,15 @@ def _conda_setup():
 CONDA_ENV = _conda_setup()
 
 
+SPLIT_NAME = r"[A-Za-z0-9_.-]+"
+
+
 wildcard_constraints:
     k=r"\d+",
     s=r"\d+",
-    split=r"[A-Za-z0-9_.-]+",
+    split=SPLIT_NAME,
     tok=r"[^/]+",
+    q=r"\d+",
 
 
 def _check_config():
@@ -366,6 +370,58 @@ def distill_inputs(wildcards):
             "qrels": f"{RES}/data/qrels/{TRAIN_SPLIT}.parquet",
             "queries": f"{RES}/tokens/{TOK}/queries/{TRAIN_SPLIT}.parquet",
             "corpus": f"{RES}/tokens/{TOK}/corpus.parquet", **init}
+
+
+# Stages that run in parts (bicross.parts): each part one job with its own `gpu` resource, merged by
+# merge_parts into the stage's output, equal to the one-job output.
+QUERY_PARTS = config["retrieve"]["query_shards"]  # retrieve: queries of a split per job
+CROSS_PARTS = CROSS["score_shards"]  # rerank, score_teacher, score_mining_candidates: pairs, by query
+PAIR_PARTS = STS["score_shards"]  # task sts: each scoring job's pairs, by row
+_PARTED = {}  # output pattern -> parts, filled in as the rules name their outputs with parted()
+
+
+def parted(path, parts):
+    """A stage's output: `path` itself when it runs as one job; else part {q} of `parts`, a temporary
+    file in parts/<name>/ beside it, which merge_parts puts together at `path`."""
+    if parts == 1:
+        return path
+    _PARTED[path] = parts
+    folder, name = os.path.split(path)
+    return temp(f"{folder}/parts/{name.removesuffix('.parquet')}/{{q}}.parquet")
+
+
+def part_log(path, parts):
+    """A stage's log or benchmark file, per part when it runs in parts."""
+    stem, ext = os.path.splitext(path)
+    return path if parts == 1 else f"{stem}-part{{q}}{ext}"
+
+
+def part_of(wildcards):
+    """The part (0, 1, ...) a job computes: its `q` wildcard; 0 for a stage that runs as one job."""
+    return int(getattr(wildcards, "q", 0))
+
+
+def _pattern_regex(pattern):
+    """A regex matching the paths of an output pattern, its wildcards as constrained here."""
+    constraints = {"k": r"\d+", "split": SPLIT_NAME, "fam": f"(?:{one_of(FAMILIES)})",
+                   "one": f"(?:{one_of(SINGLE_SPLITS)})"}
+    pieces = re.split(r"\{(\w+)\}", pattern)
+    return "".join(re.escape(piece) if i % 2 == 0 else constraints[piece] for i, piece in enumerate(pieces))
+
+
+def merged_outputs():
+    """merge_parts' `merged` wildcard: the parted outputs under RES, without .parquet (none: nothing)."""
+    stems = [_pattern_regex(p.removeprefix(f"{RES}/").removesuffix(".parquet")) for p in _PARTED]
+    return "|".join(f"(?:{s})" for s in stems) or "(?!)"
+
+
+def merge_inputs(wildcards):
+    """The part files of the parted output results/<exp>/<merged>.parquet, in order."""
+    path = f"{RES}/{wildcards.merged}.parquet"
+    parts = next(n for pattern, n in _PARTED.items()
+                 if re.fullmatch(_pattern_regex(pattern.removesuffix(".parquet")), path.removesuffix(".parquet")))
+    folder, name = os.path.split(wildcards.merged)
+    return [f"{RES}/{folder}/parts/{name}/{q}.parquet" for q in range(parts)]
 
 
 def shard_paths(k):

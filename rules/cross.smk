@@ -52,11 +52,13 @@ rule rerank:
         queries=f"{RES}/tokens/{CROSS_TOK}/queries/{{split}}.parquet",
         corpus=f"{RES}/tokens/{CROSS_TOK}/corpus.parquet",
     output:
-        f"{RES}/iter{{k}}/cross/run/{{split}}.parquet",
+        parted(f"{RES}/iter{{k}}/cross/run/{{split}}.parquet", CROSS_PARTS),
     log:
-        f"{RES}/logs/rerank/iter{{k}}-{{split}}.log",
+        part_log(f"{RES}/logs/rerank/iter{{k}}-{{split}}.log", CROSS_PARTS),
     params:
         depth=CROSS["rerank_depth"],
+        part=part_of,
+        parts=CROSS_PARTS,
         max_length=CROSS["max_length"],
         batch_size=CROSS["score_batch_size"],
         precision=CROSS["precision"],
@@ -64,7 +66,7 @@ rule rerank:
     resources:
         gpu=0,  # CPU unless the profile's set-resources says otherwise
     benchmark:
-        f"{RES}/benchmarks/rerank/iter{{k}}-{{split}}.tsv"
+        part_log(f"{RES}/benchmarks/rerank/iter{{k}}-{{split}}.tsv", CROSS_PARTS)
     conda:
         CONDA_ENV
     script:
@@ -79,11 +81,13 @@ rule score_teacher:
         queries=f"{RES}/tokens/{CROSS_TOK}/queries/{TRAIN_SPLIT}.parquet",
         corpus=f"{RES}/tokens/{CROSS_TOK}/corpus.parquet",
     output:
-        f"{RES}/iter{{k}}/cross/teacher.parquet",
+        parted(f"{RES}/iter{{k}}/cross/teacher.parquet", CROSS_PARTS),
     log:
-        f"{RES}/logs/score_teacher/iter{{k}}.log",
+        part_log(f"{RES}/logs/score_teacher/iter{{k}}.log", CROSS_PARTS),
     params:
         depth=CROSS["teacher_depth"],
+        part=part_of,
+        parts=CROSS_PARTS,
         max_length=CROSS["max_length"],
         batch_size=CROSS["score_batch_size"],
         precision=CROSS["precision"],
@@ -91,7 +95,7 @@ rule score_teacher:
     resources:
         gpu=0,  # CPU unless the profile's set-resources says otherwise
     benchmark:
-        f"{RES}/benchmarks/score_teacher/iter{{k}}.tsv"
+        part_log(f"{RES}/benchmarks/score_teacher/iter{{k}}.tsv", CROSS_PARTS)
     conda:
         CONDA_ENV
     script:
@@ -108,13 +112,15 @@ use rule score_teacher as score_mining_candidates with:
         queries=f"{RES}/tokens/{CROSS_TOK}/queries/{TRAIN_SPLIT}.parquet",
         corpus=f"{RES}/tokens/{CROSS_TOK}/corpus.parquet",
     output:
-        f"{RES}/iter{{k}}/mine/cross-scores.parquet",
+        parted(f"{RES}/iter{{k}}/mine/cross-scores.parquet", CROSS_PARTS),
     log:
-        f"{RES}/logs/score_mining_candidates/iter{{k}}.log",
+        part_log(f"{RES}/logs/score_mining_candidates/iter{{k}}.log", CROSS_PARTS),
     params:
         depth=config["mine"]["rank_end"],
+        part=part_of,
+        parts=CROSS_PARTS,
         max_length=CROSS["max_length"],
         batch_size=CROSS["score_batch_size"],
         precision=CROSS["precision"],
     benchmark:
-        f"{RES}/benchmarks/score_mining_candidates/iter{{k}}.tsv"
+        part_log(f"{RES}/benchmarks/score_mining_candidates/iter{{k}}.tsv", CROSS_PARTS)

@@ -1,6 +1,6 @@
 rule evaluate_bi:
     input:
-        run=rules.retrieve.output[0],
+        run=f"{RES}/iter{{k}}/bi/run/{{split}}.parquet",
         qrels=f"{RES}/data/qrels/{{split}}.parquet",
     output:
         metrics=f"{RES}/iter{{k}}/metrics/bi-{{split}}.json",
@@ -18,7 +18,7 @@ rule evaluate_bi:
 
 use rule evaluate_bi as evaluate_cross with:
     input:
-        run=rules.rerank.output[0],
+        run=f"{RES}/iter{{k}}/cross/run/{{split}}.parquet",
         qrels=f"{RES}/data/qrels/{{split}}.parquet",
     output:
         metrics=f"{RES}/iter{{k}}/metrics/cross-{{split}}.json",

@@ -73,15 +73,17 @@ rule retrieve:
         shards=lambda w: shard_paths(w.k),
         indexes=lambda w: index_paths(w.k),
     output:
-        f"{RES}/iter{{k}}/bi/run/{{split}}.parquet",
+        parted(f"{RES}/iter{{k}}/bi/run/{{split}}.parquet", QUERY_PARTS),
     log:
-        f"{RES}/logs/retrieve/iter{{k}}-{{split}}.log",
+        part_log(f"{RES}/logs/retrieve/iter{{k}}-{{split}}.log", QUERY_PARTS),
     params:
         depth=config["retrieve"]["depth"],
         search=INDEX.search_params(),
+        part=part_of,
+        parts=QUERY_PARTS,
     threads: 4
     benchmark:
-        f"{RES}/benchmarks/retrieve/iter{{k}}-{{split}}.tsv"
+        part_log(f"{RES}/benchmarks/retrieve/iter{{k}}-{{split}}.tsv", QUERY_PARTS)
     conda:
         CONDA_ENV
     script:

@@ -75,9 +75,10 @@ rule score_pairs_bi:
         model=bi_model_input,
         pairs=expand(f"{RES}/data/pairs/{{split}}.parquet", split=SCORED_SPLITS),
     output:
-        expand(f"{RES}/iter{{{{k}}}}/bi{{{{fam}}}}/scores/{{split}}.parquet", split=SCORED_SPLITS),
+        [parted(p, PAIR_PARTS) for p in expand(f"{RES}/iter{{{{k}}}}/bi{{{{fam}}}}/scores/{{split}}.parquet",
+                                               split=SCORED_SPLITS)],
     log:
-        f"{RES}/logs/score_pairs_bi/iter{{k}}{{fam}}.log",
+        part_log(f"{RES}/logs/score_pairs_bi/iter{{k}}{{fam}}.log", PAIR_PARTS),
     params:
         encoder="bi",
         model=lambda w: bi_model(w.k, w.fam),
@@ -86,11 +87,13 @@ rule score_pairs_bi:
         precision=config["encode"]["precision"],
         pooling=config["bi_encoder"]["pooling"],
         normalize=config["bi_encoder"]["normalize"],
+        part=part_of,
+        parts=PAIR_PARTS,
     threads: 4
     resources:
         gpu=0,  # CPU unless the profile's set-resources says otherwise
     benchmark:
-        f"{RES}/benchmarks/score_pairs_bi/iter{{k}}{{fam}}.tsv"
+        part_log(f"{RES}/benchmarks/score_pairs_bi/iter{{k}}{{fam}}.tsv", PAIR_PARTS)
     conda:
         CONDA_ENV
     script:
@@ -102,11 +105,11 @@ use rule score_pairs_bi as score_split_bi with:
         model=bi_model_input,
         pairs=[f"{RES}/data/pairs/{{one}}.parquet"],
     output:
-        f"{RES}/iter{{k}}/bi{{fam}}/scores/{{one}}.parquet",
+        parted(f"{RES}/iter{{k}}/bi{{fam}}/scores/{{one}}.parquet", PAIR_PARTS),
     log:
-        f"{RES}/logs/score_split_bi/iter{{k}}{{fam}}-{{one}}.log",
+        part_log(f"{RES}/logs/score_split_bi/iter{{k}}{{fam}}-{{one}}.log", PAIR_PARTS),
     benchmark:
-        f"{RES}/benchmarks/score_split_bi/iter{{k}}{{fam}}-{{one}}.tsv"
+        part_log(f"{RES}/benchmarks/score_split_bi/iter{{k}}{{fam}}-{{one}}.tsv", PAIR_PARTS)
     wildcard_constraints:
         one=one_of(SINGLE_SPLITS),
 
@@ -116,9 +119,10 @@ use rule score_pairs_bi as score_pairs_cross with:
         model=f"{RES}/iter{{k}}/cross{{fam}}/model",
         pairs=expand(f"{RES}/data/pairs/{{split}}.parquet", split=SCORED_SPLITS),
     output:
-        expand(f"{RES}/iter{{{{k}}}}/cross{{{{fam}}}}/scores/{{split}}.parquet", split=SCORED_SPLITS),
+        [parted(p, PAIR_PARTS) for p in expand(f"{RES}/iter{{{{k}}}}/cross{{{{fam}}}}/scores/{{split}}.parquet",
+                                               split=SCORED_SPLITS)],
     log:
-        f"{RES}/logs/score_pairs_cross/iter{{k}}{{fam}}.log",
+        part_log(f"{RES}/logs/score_pairs_cross/iter{{k}}{{fam}}.log", PAIR_PARTS),
     params:
         encoder="cross",
         model=lambda w, input: input.model,
@@ -128,7 +132,7 @@ use rule score_pairs_bi as score_pairs_cross with:
         pooling="auto",
         normalize="auto",
     benchmark:
-        f"{RES}/benchmarks/score_pairs_cross/iter{{k}}{{fam}}.tsv"
+        part_log(f"{RES}/benchmarks/score_pairs_cross/iter{{k}}{{fam}}.tsv", PAIR_PARTS)
 
 
 use rule score_pairs_cross as score_split_cross with:
@@ -136,11 +140,11 @@ use rule score_pairs_cross as score_split_cross with:
         model=f"{RES}/iter{{k}}/cross{{fam}}/model",
         pairs=[f"{RES}/data/pairs/{{one}}.parquet"],
     output:
-        f"{RES}/iter{{k}}/cross{{fam}}/scores/{{one}}.parquet",
+        parted(f"{RES}/iter{{k}}/cross{{fam}}/scores/{{one}}.parquet", PAIR_PARTS),
     log:
-        f"{RES}/logs/score_split_cross/iter{{k}}{{fam}}-{{one}}.log",
+        part_log(f"{RES}/logs/score_split_cross/iter{{k}}{{fam}}-{{one}}.log", PAIR_PARTS),
     benchmark:
-        f"{RES}/benchmarks/score_split_cross/iter{{k}}{{fam}}-{{one}}.tsv"
+        part_log(f"{RES}/benchmarks/score_split_cross/iter{{k}}{{fam}}-{{one}}.tsv", PAIR_PARTS)
     wildcard_constraints:
         one=one_of(SINGLE_SPLITS),
 
@@ -204,16 +208,16 @@ use rule score_pairs_cross as score_pairs_supervised with:
         model=rules.train_cross_supervised.output[0],
         pairs=expand(f"{RES}/data/pairs/{{split}}.parquet", split=EVAL_SPLITS),
     output:
-        expand(f"{RES}/supervised/cross/scores/{{split}}.parquet", split=EVAL_SPLITS),
+        [parted(p, PAIR_PARTS) for p in expand(f"{RES}/supervised/cross/scores/{{split}}.parquet", split=EVAL_SPLITS)],
     log:
-        f"{RES}/logs/score_pairs_cross/supervised.log",
+        part_log(f"{RES}/logs/score_pairs_cross/supervised.log", PAIR_PARTS),
     benchmark:
-        f"{RES}/benchmarks/score_pairs_cross/supervised.tsv"
+        part_log(f"{RES}/benchmarks/score_pairs_cross/supervised.tsv", PAIR_PARTS)
 
 
 use rule evaluate_sts as evaluate_supervised with:
     input:
-        scores=rules.score_pairs_supervised.output,
+        scores=expand(f"{RES}/supervised/cross/scores/{{split}}.parquet", split=EVAL_SPLITS),
         pairs=expand(f"{RES}/data/pairs/{{split}}.parquet", split=EVAL_SPLITS),
     output:
         metrics=expand(f"{RES}/supervised/metrics/cross-{{split}}.json", split=EVAL_SPLITS),

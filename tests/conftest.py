@@ -180,6 +180,47 @@ def write_tiny_cross_data(root: Path, num_queries: int = 18, num_docs: int = 50,
 
 
 @pytest.fixture(scope="session")
+def tiny_cross(tmp_path_factory) -> str:
+    """A tiny random cross-encoder (a 1-logit BERT) with the packaged MiniLM's tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from bicross.models import resolve_model_path
+
+    out = tmp_path_factory.mktemp("tiny-cross")
+    torch.manual_seed(0)
+    tok = AutoTokenizer.from_pretrained(resolve_model_path("sentence-transformers/all-MiniLM-L6-v2"))
+    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, num_labels=1)
+    BertForSequenceClassification(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return str(out)
+
+
+def write_scoring_files(root: Path, num_queries: int = 4):
+    """Token files of 30 documents and `num_queries` queries, a run of each query's 10 candidates, and
+    qrels: q0 has a positive the run misses (d29) and one at rank 1 (d0); q1 has only a non-relevant."""
+    import numpy as np
+    import pyarrow as pa
+
+    from bicross.schemas import QRELS, RUN, TOKENS, write_table
+
+    rng = np.random.default_rng(0)
+    docs = {f"d{i}": rng.integers(1000, 5000, size=rng.integers(3, 30)).tolist() for i in range(30)}
+    queries = {f"q{i}": rng.integers(1000, 5000, size=rng.integers(2, 8)).tolist() for i in range(num_queries)}
+    write_table(pa.table({"id": list(docs), "input_ids": list(docs.values())}), root / "corpus.tok", TOKENS)
+    write_table(pa.table({"id": list(queries), "input_ids": list(queries.values())}), root / "q.tok", TOKENS)
+    run = [{"qid": q, "docid": f"d{(3 * j + int(q[1:])) % 30}", "rank": j + 1, "score": float(10 - j)}
+           for q in queries for j in range(10)]
+    write_table(pa.Table.from_pylist(run, schema=RUN), root / "run.parquet")
+    qrels = [{"qid": "q0", "docid": "d29", "relevance": 1},   # not retrieved: must still be scored
+             {"qid": "q0", "docid": "d0", "relevance": 1},    # retrieved at rank 1
+             {"qid": "q1", "docid": "d1", "relevance": 0}]    # no positive: q1 trains nothing
+    write_table(pa.Table.from_pylist(qrels, schema=QRELS), root / "qrels.parquet")
+    return root, docs, queries
+
+
+@pytest.fixture(scope="session")
 def tiny_cross_init(tmp_path_factory) -> Path:
     return save_tiny_cross_init(tmp_path_factory.mktemp("tiny-cross-init"))
 

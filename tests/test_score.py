@@ -9,44 +9,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+from conftest import write_scoring_files
 
 from bicross import pipeline
 from bicross.export import to_flagembedding
-from bicross.schemas import CORPUS, QRELS, QUERIES, RUN, TOKENS, write_table
+from bicross.schemas import CORPUS, QUERIES, write_table
 from bicross.score import CrossEncoder
-
-
-@pytest.fixture(scope="module")
-def tiny_cross(tmp_path_factory):
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    from bicross.models import resolve_model_path
-
-    out = tmp_path_factory.mktemp("tiny-cross")
-    torch.manual_seed(0)
-    tok = AutoTokenizer.from_pretrained(resolve_model_path("sentence-transformers/all-MiniLM-L6-v2"))
-    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, num_labels=1)
-    BertForSequenceClassification(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    return str(out)
 
 
 @pytest.fixture
 def files(tmp_path):
-    rng = np.random.default_rng(0)
-    docs = {f"d{i}": rng.integers(1000, 5000, size=rng.integers(3, 30)).tolist() for i in range(30)}
-    queries = {f"q{i}": rng.integers(1000, 5000, size=rng.integers(2, 8)).tolist() for i in range(4)}
-    write_table(pa.table({"id": list(docs), "input_ids": list(docs.values())}), tmp_path / "corpus.tok", TOKENS)
-    write_table(pa.table({"id": list(queries), "input_ids": list(queries.values())}), tmp_path / "q.tok", TOKENS)
-    run = [{"qid": q, "docid": f"d{(3 * j + int(q[1:])) % 30}", "rank": j + 1, "score": float(10 - j)}
-           for q in queries for j in range(10)]
-    write_table(pa.Table.from_pylist(run, schema=RUN), tmp_path / "run.parquet")
-    qrels = [{"qid": "q0", "docid": "d29", "relevance": 1},   # not retrieved: must still be scored
-             {"qid": "q0", "docid": "d0", "relevance": 1},    # retrieved at rank 1
-             {"qid": "q1", "docid": "d1", "relevance": 0}]    # no positive: q1 trains nothing
-    write_table(pa.Table.from_pylist(qrels, schema=QRELS), tmp_path / "qrels.parquet")
-    return tmp_path, docs, queries
+    return write_scoring_files(tmp_path)
 
 
 def test_length_sorted_scores_equal_one_by_one(tiny_cross, files):

@@ -8,7 +8,7 @@ from bicross.batching import length_sorted_batches, pad_batch
 from bicross.devices import resolve_precision
 from bicross.encode import encode_ids, forward_keys
 from bicross.models import load_bi_encoder, load_tokenizer, read_pooling_config, resolve_model_path
-from bicross.pipeline import shard_rows
+from bicross.parts import shard_rows
 from bicross.score import CrossEncoder
 from bicross.tokenize import SpecialTokens, tokenize_to_parquet
 

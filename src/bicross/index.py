@@ -85,7 +85,11 @@ def embeddings_table(ids: Sequence[str], vectors: np.ndarray, id_column: str = "
 
 def read_embeddings(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
     """Read an embeddings file into (ids, float32 matrix) without a per-row Python loop."""
-    table = pq.read_table(path)
+    return embeddings_of(pq.read_table(path))
+
+
+def embeddings_of(table: pa.Table) -> tuple[list[str], np.ndarray]:
+    """(ids, float32 matrix) of an embeddings table."""
     column = table.column("embedding").combine_chunks()
     flat = column.flatten().to_numpy(zero_copy_only=False)
     ids = table.column(0).to_pylist()  # docid for documents, qid for queries

@@ -16,7 +16,8 @@ from bicross import devices, evaluate, index, summary
 from bicross.data import hold_out, load_dataset, write_dataset
 from bicross.encode import encode_ids
 from bicross.models import load_bi_encoder, load_tokenizer
-from bicross.schemas import CHANGES, RUN, write_table
+from bicross.parts import group_rows, row_blocks, shard_rows
+from bicross.schemas import CHANGES, RUN, AtomicParquetWriter, write_table
 from bicross.tokenize import document_text, read_tokens, tokenize_to_parquet
 
 log = logging.getLogger("bicross.pipeline")
@@ -47,13 +48,6 @@ def tokenize(
         table = pq.read_table(path)
         tokenize_to_parquet(tokenizer, table.column("qid").to_pylist(), table.column("text").to_pylist(),
                             query_max_length, queries_out[split], desc=f"tokenize {split} queries")
-
-
-def shard_rows(n: int, shard: int, shards: int) -> slice:
-    """Rows of shard `shard` of `shards`: contiguous, sizes differing by at most one."""
-    if not 0 <= shard < shards:
-        raise ValueError(f"shard {shard} is outside 0..{shards - 1}")
-    return slice(n * shard // shards, n * (shard + 1) // shards)
 
 
 def encode(
@@ -90,18 +84,30 @@ def build_index(embeddings: str, out: str, settings: dict, threads: int | None =
     index.write_index(built, out)
 
 
+# queries searched at once by one retrieve job: its memory holds one block's candidates (block x depth),
+# and each corpus shard is read once per block (more queries than this: raise retrieve.query_shards)
+RETRIEVE_BLOCK = 32768
+
+
 def retrieve(query_embeddings: str, shards: list[str], depth: int, out: str, threads: int | None = None, *,
-             indexes: list[str] | None = None, search: dict | None = None):
-    """Top-`depth` run over the shards: exact, or through the shards' saved indexes (`indexes`) with the
-    search settings `search` (IndexSettings.search_params())."""
+             indexes: list[str] | None = None, search: dict | None = None, part: int = 0, parts: int = 1,
+             block: int = RETRIEVE_BLOCK):
+    """Top-`depth` run over the corpus shards of part `part` of `parts` of the queries (bicross.parts):
+    exact, or through the shards' saved indexes (`indexes`) with the search settings `search`
+    (IndexSettings.search_params()). Written to Parquet `block` queries at a time, so memory does not
+    grow with the number of queries."""
     devices.set_threads(threads)
     settings = index.IndexSettings.from_params(search)
-    qids, queries = index.read_embeddings(query_embeddings)
-    start = time.perf_counter()
-    scores, docids = index.search_shards(queries, shards, depth, settings, indexes or None)
-    log.info("searched %d queries over %d shards (%s), top %d, in %.1f s", len(qids), len(shards),
-             settings.search_params(), depth, time.perf_counter() - start)
-    write_table(index.run_table(qids, scores, docids), out, RUN)
+    rows = shard_rows(pq.ParquetFile(query_embeddings).metadata.num_rows, part, parts)
+    start, searched, blocks = time.perf_counter(), 0, 0
+    with AtomicParquetWriter(out, RUN) as writer:
+        for table in row_blocks(query_embeddings, rows, block):
+            qids, queries = index.embeddings_of(table)
+            scores, docids = index.search_shards(queries, shards, depth, settings, indexes or None)
+            writer.write(index.run_table(qids, scores, docids))
+            searched, blocks = searched + len(qids), blocks + 1
+    log.info("searched %d queries (part %d/%d, %d block(s)) over %d shards (%s), top %d, in %.1f s", searched,
+             part + 1, parts, blocks, len(shards), settings.search_params(), depth, time.perf_counter() - start)
 
 
 def mine(run: str, qrels: str, corpus: str, out: str, *, iteration: int, denoise: dict | None = None,
@@ -167,9 +173,10 @@ def _scoring_setup(model: str, precision: str, threads: int | None):
 
 def rerank(
     model: str, run: str, query_tokens: str, corpus_tokens: str, out: str, *, depth: int, max_length: int,
-    batch_size: int = 64, precision: str = "auto", threads: int | None = None,
+    batch_size: int = 64, precision: str = "auto", threads: int | None = None, part: int = 0, parts: int = 1,
 ) -> None:
-    """Cross-encoder scores for each query's top-`depth` candidates; a new run ordered by them."""
+    """Cross-encoder scores for each query's top-`depth` candidates; a new run ordered by them. Part
+    `part` of `parts` (bicross.parts.group_rows) scores its share of the queries."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -178,7 +185,7 @@ def rerank(
 
     cross, device, dtype = _scoring_setup(model, precision, threads)
     table = pq.read_table(run)
-    table = table.filter(pc.less_equal(table.column("rank"), depth))
+    table = group_rows(table.filter(pc.less_equal(table.column("rank"), depth)), "qid", part, parts)
     qids, docids = table.column("qid").to_pylist(), table.column("docid").to_pylist()
     start = time.perf_counter()
     scores = cross.score(TokenStore(query_tokens).get(qids), TokenStore(corpus_tokens).get(docids),
@@ -203,9 +210,11 @@ def _ranks_within(groups) -> list[int]:
 
 def score_teacher(
     model: str, run: str, qrels: str, query_tokens: str, corpus_tokens: str, out: str, *, depth: int,
-    max_length: int, batch_size: int = 64, precision: str = "auto", threads: int | None = None,
+    max_length: int, batch_size: int = 64, precision: str = "auto", threads: int | None = None, part: int = 0,
+    parts: int = 1,
 ) -> None:
-    """Teacher scores for train queries: the top-`depth` candidates AND every qrels positive."""
+    """Teacher scores for train queries: the top-`depth` candidates AND every qrels positive; part `part`
+    of `parts` (bicross.parts.group_rows) scores its share of the queries."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -221,10 +230,11 @@ def score_teacher(
                                            pc.is_in(candidates.column("qid"), value_set=trained)))
     pairs = pa.concat_tables([candidates.select(["qid", "docid"]), positives]).group_by(
         ["qid", "docid"]).aggregate([]).sort_by([("qid", "ascending"), ("docid", "ascending")])
+    pairs = group_rows(pairs, "qid", part, parts)
     qids, docids = pairs.column("qid").to_pylist(), pairs.column("docid").to_pylist()
     start = time.perf_counter()
     scores = cross.score(TokenStore(query_tokens).get(qids), TokenStore(corpus_tokens).get(docids),
                          max_length, batch_size, device, dtype, desc="teacher scores")
-    log.info("teacher scores for %d pairs (%d queries; top %d + %d positives) in %.1f s", len(scores),
-             len(trained), depth, positives.num_rows, time.perf_counter() - start)
+    log.info("teacher scores for %d pairs (part %d/%d of %d queries; top %d + every positive) in %.1f s",
+             len(scores), part + 1, parts, len(trained), depth, time.perf_counter() - start)
     write_table(pa.table({"qid": qids, "docid": docids, "score": scores}), out, TEACHER)

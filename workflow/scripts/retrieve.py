@@ -10,4 +10,6 @@ with rule_log(snakemake.log[0]):
         threads=snakemake.threads,
         indexes=list(snakemake.input.get("indexes", [])),  # none for exact (flat) search
         search=snakemake.params.search,
+        part=snakemake.params.part,
+        parts=snakemake.params.parts,
     )

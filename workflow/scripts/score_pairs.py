@@ -9,4 +9,4 @@ with rule_log(snakemake.log[0]), job_gpus(snakemake):
     pairs = snakemake.input.pairs  # Snakemake gives a one-file list as a plain string
     score_pairs(p.encoder, p.model, [pairs] if isinstance(pairs, str) else list(pairs), list(snakemake.output),
                 max_length=p.max_length, batch_size=p.batch_size, precision=p.precision, threads=snakemake.threads,
-                pooling=p.pooling, normalize=p.normalize)
+                pooling=p.pooling, normalize=p.normalize, part=p.part, parts=p.parts)

@@ -8,4 +8,4 @@ with rule_log(snakemake.log[0]), job_gpus(snakemake):
 
     score_teacher(i.model, i.run, i.qrels, i.queries, i.corpus, snakemake.output[0], depth=p.depth,
                   max_length=p.max_length, batch_size=p.batch_size, precision=p.precision,
-                  threads=snakemake.threads)
+                  threads=snakemake.threads, part=p.part, parts=p.parts)

@@ -74,9 +74,12 @@ def cross_symmetric(cross, a: list[str], b: list[str], *, max_length: int, batch
 
 def score_pairs(encoder_kind: str, model: str, pairs: list[str], outs: list[str], *, max_length: int,
                 batch_size: int = 64, precision: str = "auto", threads: int | None = None, pooling: str = "auto",
-                normalize: str | bool = "auto") -> None:
+                normalize: str | bool = "auto", part: int = 0, parts: int = 1) -> None:
     """PAIR_SCORES for every pair of each `pairs` file (into the matching `outs` file), the model loaded
-    once: a bi-encoder's cosine, or a cross-encoder's symmetric score."""
+    once: a bi-encoder's cosine, or a cross-encoder's symmetric score. Part `part` of `parts` scores its
+    share of each file's pairs (bicross.parts.shard_rows)."""
+    from bicross.parts import shard_rows
+
     devices.set_threads(threads)
     device = devices.pick_device()
     dtype = devices.resolve_precision(precision, device)
@@ -93,7 +96,11 @@ def score_pairs(encoder_kind: str, model: str, pairs: list[str], outs: list[str]
         raise ValueError(f"encoder must be bi or cross, got {encoder_kind!r}")
     for path, out in zip(pairs, outs, strict=True):
         ids, a, b = read_pairs(path)
+        rows = shard_rows(len(ids), part, parts)
+        ids, a, b = ids[rows], a[rows], b[rows]
         start = time.perf_counter()
-        scores = scorer(encoder, a, b, max_length=max_length, batch_size=batch_size, device=device, dtype=dtype)
-        log.info("%s scores for %d pairs of %s in %.1f s", encoder_kind, len(ids), path, time.perf_counter() - start)
+        scores = (scorer(encoder, a, b, max_length=max_length, batch_size=batch_size, device=device, dtype=dtype)
+                  if ids else np.zeros(0, np.float32))  # an empty part: more parts than pairs
+        log.info("%s scores for %d pairs of %s (part %d/%d) in %.1f s", encoder_kind, len(ids), path, part + 1, parts,
+                 time.perf_counter() - start)
         write_table(pa.table({"pair_id": ids, "score": scores}), out, PAIR_SCORES)
