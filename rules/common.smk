@@ -236,7 +236,8 @@ def cross_init(wildcards):
     """Cross-encoder k starts from the configured model, or (init: warm) from cross-encoder k-1."""
     fam = family(wildcards)
     k = int(wildcards.k)
-    return f"{RES}/iter{k - 1}/cross{fam}/model" if CROSS["init"] == "warm" and k > 1 else initial_model("cross", fam)
+    warm = for_iteration("cross_encoder", "init", k) == "warm" and k > 1
+    return f"{RES}/iter{k - 1}/cross{fam}/model" if warm else initial_model("cross", fam)
 
 
 def cross_init_input(wildcards):
@@ -275,10 +276,16 @@ def for_iteration(section, key, k):
     return value(config, section, key, k)
 
 
+# the keys that take a value per iteration (overrides:): what the training recipes read, each trained
+# model's init, and the share of a bi-encoder's own scores in its labels (sts)
+PER_ITERATION = {("cross_encoder", "init"), ("distill", "init"), ("sts", "bi_self_weight")}
+
+
 def _check_overrides():
     from bicross.runconfig import check_overrides
+    from bicross.train import trained_keys
 
-    check_overrides(config)
+    check_overrides(config, PER_ITERATION | trained_keys(config, TASK))
 
 
 _check_overrides()
@@ -305,7 +312,8 @@ def cross_hparams(wildcards):
 def distill_init(wildcards):
     """Bi-encoder k starts from bi-encoder k-1 (warm) or from the initial model (fresh)."""
     fam = family(wildcards)
-    return bi_model(int(wildcards.k) - 1, fam) if DISTILL["init"] == "warm" else bi_model(0, fam)
+    k = int(wildcards.k)
+    return bi_model(k - 1, fam) if for_iteration("distill", "init", k) == "warm" else bi_model(0, fam)
 
 
 def distill_init_input(wildcards):

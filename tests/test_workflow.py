@@ -73,3 +73,29 @@ def test_bad_data_stops_with_file_and_line(tmp_path, tiny_config, tiny_beir):
     log = (tmp_path / "results" / "tiny" / "logs" / "prepare_data.log").read_text()
     assert "corpus.jsonl, line 61" in log
     assert not (tmp_path / "results" / "tiny" / "data" / "corpus.parquet").exists()
+
+
+def planned_inputs(proc, output: str) -> str:
+    """The `input:` line of the dry-run job that writes `output`."""
+    for block in (proc.stdout + proc.stderr).split("\nrule ")[1:]:
+        if f"output: {output}" in block:
+            return next(line for line in block.splitlines() if line.strip().startswith("input:"))
+    raise AssertionError(f"no planned job writes {output}")
+
+
+def test_each_models_init_follows_its_iterations_override(tmp_path, tiny_model, tiny_beir):
+    from workflow_utils import tiny_loop_config
+
+    config = tiny_loop_config(tiny_model, tiny_beir)
+    config["overrides"] = {"cross_encoder": {"init": ["fresh", "warm"]}, "distill": {"init": ["warm", "fresh"]}}
+    config["cross_encoder"]["init"] = "fresh"
+    proc = snakemake(tmp_path, write_config(tmp_path / "config.yaml", config), "-n")
+    assert "results/tiny/iter1/cross/model" in planned_inputs(proc, "results/tiny/iter2/cross/model")
+    assert "/model" not in planned_inputs(proc, "results/tiny/iter2/bi/model")  # fresh: from the configured model
+
+
+def test_an_override_of_a_key_read_once_is_refused(tmp_path, tiny_config):
+    tiny_config["overrides"] = {"cross_encoder": {"rerank_depth": [5, 10]}}
+    proc = snakemake(tmp_path, write_config(tmp_path / "config.yaml", tiny_config), "-n", check=False)
+    assert proc.returncode != 0
+    assert "overrides.cross_encoder names ['rerank_depth']: read once for the whole run" in proc.stdout + proc.stderr

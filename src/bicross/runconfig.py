@@ -20,9 +20,15 @@ def sections_at(config: dict[str, Any], k: int) -> dict[str, dict[str, Any]]:
             for name, section in config.items() if isinstance(section, dict) and name != "overrides"}
 
 
-def check_overrides(config: dict[str, Any]) -> None:
-    """Every override names a key of its section."""
+def check_overrides(config: dict[str, Any], per_iteration: set[tuple[str, str]]) -> None:
+    """Every override names a key of its section that is read per iteration (`per_iteration`: (section,
+    key) pairs); an override of a key the whole run reads once would be silently ignored."""
     for section, keys in config["overrides"].items():
         unknown = sorted(set(keys) - set(config.get(section) or {}))
         if unknown:
             raise ValueError(f"config overrides.{section} names {unknown}, not keys of {section}")
+        once = sorted(key for key in keys if (section, key) not in per_iteration)
+        if once:
+            allowed = sorted(key for name, key in per_iteration if name == section)
+            raise ValueError(f"config overrides.{section} names {once}: read once for the whole run, not per "
+                             f"iteration; keys of {section} that take a value per iteration: {allowed or 'none'}")

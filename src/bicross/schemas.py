@@ -102,13 +102,17 @@ def atomic_path(path: str | os.PathLike) -> Path:
         return tmp
 
 
+# rows per Parquet row group: readers that stream a file (bicross.parts.row_blocks) hold one at a time
+ROW_GROUP_ROWS = 65536
+
+
 def write_table(table: pa.Table, path: str | os.PathLike, schema: pa.Schema | None = None) -> None:
     """Write a Parquet file atomically (a crash never leaves a half-written artifact)."""
     if schema is not None:
         table = table.select(schema.names).cast(schema)
     tmp = atomic_path(path)
     try:
-        pq.write_table(table, tmp)
+        pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -125,7 +129,7 @@ class AtomicParquetWriter:
         self._writer = pq.ParquetWriter(self._tmp, schema)
 
     def write(self, table: pa.Table) -> None:
-        self._writer.write_table(table.select(self.schema.names).cast(self.schema))
+        self._writer.write_table(table.select(self.schema.names).cast(self.schema), row_group_size=ROW_GROUP_ROWS)
 
     def __enter__(self) -> AtomicParquetWriter:
         return self

@@ -91,8 +91,34 @@ def hparams_for(config: dict[str, Any], name: str, k: int, model: str, family: s
 def pick(cls, section: dict[str, Any]) -> dict[str, Any]:
     """The keys of a config section that are fields of a recipe's dataclass (the rest belong to other
     stages: rerank_depth, init, ...)."""
-    names = {f.name for f in fields(cls)}
-    return {k: v for k, v in section.items() if k in names}
+    return {f.name: section[f.name] for f in fields(cls) if f.name in section}
+
+
+class _Reads(dict):
+    """A config section that notes which of its keys are read."""
+
+    def __init__(self, name: str, values: dict[str, Any], seen: set[tuple[str, str]]):
+        super().__init__(values)
+        self.name, self.seen = name, seen
+
+    def __getitem__(self, key: str) -> Any:
+        self.seen.add((self.name, key))
+        return super().__getitem__(key)
+
+
+def trained_keys(config: dict[str, Any], task: str) -> set[tuple[str, str]]:
+    """(section, key) of every config key that the task's training recipes read: the keys that take a
+    value per iteration (`overrides:`) through hparams_for."""
+    from bicross.runconfig import sections_at
+
+    seen: set[tuple[str, str]] = set()
+    sections = {name: _Reads(name, values, seen) for name, values in sections_at(config, 1).items()}
+    for role in ("cross", "bi"):
+        recipe(recipe_for(task, role)).from_config(sections, model="", seed=0, families=1)
+    return {(name, key) for name, key in seen if key not in CONTEXT}
+
+
+CONTEXT = ("model", "seed")  # hparams_for's own: the model to start from (the iteration's init) and the seed
 
 
 def input_files(inputs: dict[str, str | list[str]]) -> list[str]:
