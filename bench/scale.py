@@ -16,11 +16,17 @@ Everything runs through the workflow's own stage functions (bicross.pipeline, bi
    dimension) is written, read and searched by the dev queries (flat), and ivf/hnsw indexes are built
    and searched on it. HNSW is built on --hnsw-sample vectors and scaled by n log n (it is the slowest
    to build). Random vectors are the hard case for approximate indexes: their times are upper bounds.
-4. Projection: 8,841,823 passages in --shards shards; encode and index builds run one job per shard,
-   --workers at a time (each like this machine with --threads threads); `retrieve` is one job per split
-   that walks all shards in turn, so its time does not shrink with workers (it grows with queries).
+4. Cross-encoder scoring: the packaged MiniLM with a new 1-logit head (the untrained cross-encoder of
+   iteration 1; a trained one costs the same) reranks the top --rerank-depth of the first
+   --rerank-queries dev topics through `pipeline.rerank` -> pairs/s.
+5. Projection: 8,841,823 passages in --shards shards; encode and index builds run one job per shard,
+   --workers at a time (each like this machine with --threads threads). Retrieval, reranking and teacher
+   scoring run in parts (retrieve.query_shards, cross_encoder.score_shards), one per worker: a retrieve
+   part searches every corpus shard for its share of the queries, a scoring part scores its share of
+   the pairs (dev-small reranked to cross_encoder.rerank_depth; the train queries' top
+   cross_encoder.teacher_depth plus their positives scored as teacher).
 
-    python bench/scale.py [--workers 1 8 64] [--threads 2] [--queries 1000] [--depth 1000]
+    python bench/scale.py [--workers 1 8 64] [--threads 2] [--queries 1000] [--depth 1000] [--rerank-queries 20]
         [--configfile config/examples/msmarco.yaml] [--data ../shared/data/msmarco-passage-format]
 """
 
@@ -49,6 +55,14 @@ MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 MSMARCO_PASSAGES = 8_841_823
 COLLECTION = "collection.dl19-subset.tsv"
 DL19_TOPICS = "topics.dl19-passage.txt"
+SPLIT_QUERIES = {"dev-small": 6980, "train": 502_939}
+TRAIN_POSITIVES = 532_761  # qrels.train.tsv's judged pairs: each scored as teacher beside the candidates
+
+
+def schema_defaults(section: str) -> dict:
+    """A config section's defaults from the workflow's schema."""
+    schema = yaml.safe_load((Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml").read_text())
+    return {k: v.get("default") for k, v in schema["properties"][section]["properties"].items()}
 
 
 def timed(fn, *args, **kwargs):
@@ -150,11 +164,40 @@ def shard_timings(work: Path, settings: IndexSettings, shard_size: int, hnsw_sam
     return out
 
 
-def project(enc: dict, shard: dict, shards: int, workers: list[int], split_queries: dict[str, int]) -> list[dict]:
-    """Wall-clock hours for the corpus from the per-shard job times (one job per shard, `w` at a time).
+def cross_scoring(work: Path, queries: int, depth: int, args) -> dict:
+    """Cross-encoder pairs/s: the first `queries` dev topics' exact top-`depth` reranked by MiniLM with a
+    new 1-logit head, through the rerank stage."""
+    import pyarrow.parquet as pq
+
+    from bicross.index import run_table
+    from bicross.score import CrossEncoder
+
+    qids, vectors = read_embeddings(work / "dev.parquet")
+    scores, docids = search_shards(vectors[:queries], [work / "corpus.parquet"], depth)
+    write_table(run_table(qids[:queries], scores, docids), work / "run.parquet")
+    cross = CrossEncoder.for_training(MODEL)
+    cross.model.save_pretrained(work / "cross")
+    cross.tokenizer.save_pretrained(work / "cross")
+    tokens = pq.read_table(work / "tokens/dev.parquet").slice(0, queries)
+    write_table(tokens, work / "tokens/rerank.parquet")
+    _, seconds = timed(pipeline.rerank, str(work / "cross"), str(work / "run.parquet"),
+                       str(work / "tokens/rerank.parquet"), str(work / "tokens/corpus.parquet"),
+                       str(work / "reranked.parquet"), depth=depth, max_length=args.cross_max_length,
+                       batch_size=args.batch_size, precision=args.precision, threads=args.threads)
+    pairs = queries * depth
+    return {"queries": queries, "depth": depth, "pairs": pairs, "max_length": args.cross_max_length,
+            "seconds": round(seconds, 1), "pairs_per_s": round(pairs / seconds, 1)}
+
+
+def project(enc: dict, shard: dict, cross: dict, shards: int, workers: list[int], split_queries: dict[str, int],
+            scoring_pairs: dict[str, int]) -> list[dict]:
+    """Wall-clock hours for the corpus from the per-job times: one job per corpus shard, and retrieval
+    and scoring in one part per worker; `w` jobs at a time.
 
     A shard's search = reading it (or its index) + a part proportional to the queries (and, for flat
-    and ivf, to the shard size; hnsw's grows with log n, already applied to its measurement).
+    and ivf, to the shard size; hnsw's grows with log n, already applied to its measurement). Every
+    retrieve part reads every corpus shard. Scoring parts split the pairs evenly; the cost of merging the
+    parts (a copy of the merged file) is left out.
     """
     size = math.ceil(MSMARCO_PASSAGES / shards)
     grow = size / shard["shard_size"]
@@ -172,8 +215,10 @@ def project(enc: dict, shard: dict, shards: int, workers: list[int], split_queri
             "workers": w,
             "encode_hours": round(waves * encode_job / 3600, 2),
             "build_index_hours": {kind: round(waves * b / 3600, 2) for kind, b in build.items()},
-            "retrieve_hours": {kind: {split: round(shards * (read + q * per_query[kind]) / 3600, 2)
+            "retrieve_hours": {kind: {split: round(shards * (read + math.ceil(q / w) * per_query[kind]) / 3600, 2)
                                       for split, q in split_queries.items()} for kind in per_query},
+            "cross_scoring_hours": {stage: round(math.ceil(pairs / w) / cross["pairs_per_s"] / 3600, 2)
+                                    for stage, pairs in scoring_pairs.items()},
         })
     return rows
 
@@ -192,12 +237,17 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=None, help="default: the config's retrieve.depth, else 1000")
     parser.add_argument("--k", type=int, nargs="+", default=[10, 100])
     parser.add_argument("--hnsw-sample", type=int, default=10_000)
+    parser.add_argument("--rerank-queries", type=int, default=20, help="dev topics reranked to time the cross-encoder")
+    parser.add_argument("--cross-max-length", type=int, default=None,
+                        help="default: the config's cross_encoder.max_length, else the schema's")
     parser.add_argument("--configfile", help="a workflow config: its retrieve: section picks the index settings")
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared/data/msmarco-passage-format"))
     parser.add_argument("--workdir", help="keep the intermediate files here (default: a temporary folder)")
     args = parser.parse_args()
 
-    retrieve = (yaml.safe_load(Path(args.configfile).read_text()) or {}).get("retrieve", {}) if args.configfile else {}
+    chosen = (yaml.safe_load(Path(args.configfile).read_text()) or {}) if args.configfile else {}
+    retrieve, cross_cfg = chosen.get("retrieve", {}), {**schema_defaults("cross_encoder"), **chosen.get("cross_encoder", {})}
+    args.cross_max_length = args.cross_max_length or cross_cfg["max_length"]
     settings = IndexSettings.from_config(retrieve)
     depth = args.depth or retrieve.get("depth", 1000)
     devices.set_threads(args.threads)
@@ -210,8 +260,11 @@ def main() -> None:
             quality = {"dev-small topics (first --queries)": recall_table(work, "dev", settings, max(args.k), args.k),
                        "DL19 topics (the subset's own)": recall_table(work, "dl19", settings, max(args.k), args.k)}
             shard = shard_timings(work, settings, math.ceil(MSMARCO_PASSAGES / args.shards), args.hnsw_sample, depth)
+            cross = cross_scoring(work, args.rerank_queries, cross_cfg["rerank_depth"], args)
         total = time.perf_counter() - start
     device = devices.pick_device()
+    scoring = {"rerank dev-small": SPLIT_QUERIES["dev-small"] * cross_cfg["rerank_depth"],
+               "score_teacher train": SPLIT_QUERIES["train"] * cross_cfg["teacher_depth"] + TRAIN_POSITIVES}
     print(json.dumps({
         "benchmark": "scale",
         "model": MODEL,
@@ -224,10 +277,10 @@ def main() -> None:
                    "queries_per_s": round(enc["queries"] / enc["query_seconds"], 1)},
         "recall_vs_exact": quality,
         "msmarco_shard": shard,
+        "cross_scoring": cross,
         "projection": {"passages": MSMARCO_PASSAGES, "shards": args.shards, "depth": depth,
-                       "retrieve_queries": {"dev-small": 6980, "train": 502_939},
-                       "by_workers": project(enc, shard, args.shards, args.workers,
-                                             {"dev-small": 6980, "train": 502_939})},
+                       "retrieve_queries": SPLIT_QUERIES, "scoring_pairs": scoring,
+                       "by_workers": project(enc, shard, cross, args.shards, args.workers, SPLIT_QUERIES, scoring)},
         "bench_seconds": round(total, 1),
     }, indent=2))
 
