@@ -10,6 +10,7 @@ import yaml
 from workflow_utils import REPO, planned_jobs, snakemake, tiny_retrieval_config, write_config
 
 SHARDS = 64
+QUERY_PARTS = SCORE_PARTS = 8  # one per GPU of an 8-GPU box
 
 
 def msmarco_config(root, iterations: int, index: str) -> dict:
@@ -23,6 +24,8 @@ def msmarco_config(root, iterations: int, index: str) -> dict:
     config.update(experiment="msmarco-full", iterations=iterations)
     config["dataset"].update(path=str(root), splits=["train", "dev"], **files)
     config["encode"]["shards"] = SHARDS
+    config["retrieve"]["query_shards"] = QUERY_PARTS
+    config["cross_encoder"] = {"score_shards": SCORE_PARTS}
     config["retrieve"]["index"] = index
     config["evaluate"]["splits"] = ["dev"]
     return config
@@ -42,7 +45,11 @@ def test_msmarco_sized_dry_run_plans_every_shard_quickly(tmp_path, index):
     assert jobs["encode_corpus"] == SHARDS * encoders
     assert jobs.get("build_index", 0) == (SHARDS * encoders if index != "flat" else 0)
     # dev for every bi-encoder; train for those whose run mines the next iteration's negatives
-    assert jobs["encode_queries"] == jobs["retrieve"] == encoders + iterations
+    runs = encoders + iterations
+    assert jobs["encode_queries"] == runs and jobs["retrieve"] == runs * QUERY_PARTS
+    # cross-encoder 1 reranks dev and scores the train candidates as teacher, each in parts
+    assert jobs["rerank"] == jobs["score_teacher"] == SCORE_PARTS
+    assert jobs["merge_parts"] == runs + 2
     assert seconds < 60
 
 
