@@ -69,3 +69,17 @@ def test_parts_run_at_once_on_their_own_gpus_and_merge_to_one_jobs_output(tmp_pa
     teacher = pq.read_table(res / "iter1" / "cross" / "teacher.parquet")
     assert_same_scores(teacher, pq.read_table(tmp_path / "t.parquet"))
     assert np.isfinite(teacher.column("score").to_numpy()).all()
+
+
+def test_sts_pair_scoring_in_parts_plans_a_merge_per_scored_file(tmp_path, tiny_model):
+    from test_sts_workflow import sts_config, write_tiny_stsb
+
+    config = sts_config(tiny_model, write_tiny_stsb(tmp_path / "stsb"), iterations=1)
+    config["sts"].update(score_shards=3, supervised_baseline=False)
+    config["evaluate"]["splits"] = ["dev", "test"]
+    jobs = planned_jobs(snakemake(tmp_path, write_config(tmp_path / "config.yaml", config), "-n"))
+    # score_pairs_* (test) by bi-encoders 0 and 1 and cross-encoder 1; score_split_* (the training pairs,
+    # and dev: the teacher gate's split) by bi-encoder 0 and cross-encoder 1 (bi-encoder 1 scores dev only)
+    assert jobs["score_pairs_bi"] == 2 * 3 and jobs["score_pairs_cross"] == 3
+    assert jobs["score_split_bi"] == 3 * 3 and jobs["score_split_cross"] == 2 * 3
+    assert jobs["merge_parts"] == 3 + 3 + 2
