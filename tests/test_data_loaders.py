@@ -385,7 +385,14 @@ def _unreadable(path):
 
 
 def test_beir_one_split_reads_no_corpus_and_no_other_split(beir):
-    from bicross.data import corpus_input_files, corpus_spec, load_corpus, load_split, split_input_files, split_spec
+    from bicross.data import (
+        corpus_input_files,
+        corpus_spec,
+        load_corpus,
+        load_split,
+        split_input_files,
+        split_spec,
+    )
 
     (beir / "qrels" / "dev.tsv").write_text("q3\td1\t1\n")
     cfg = beir_cfg(beir, splits=["test", "dev"])

@@ -135,7 +135,14 @@ def test_files_per_split_globs_and_mappings(tmp_path):
 def test_one_split_reads_only_its_own_files(tmp_path):
     """prepare_split: a split's spec names only its query and qrels globs and columns; another split's
     files (or the corpus) may be unreadable. prepare_corpus: the corpus's, whatever the splits."""
-    from bicross.data import corpus_input_files, corpus_spec, load_corpus, load_split, split_input_files, split_spec
+    from bicross.data import (
+        corpus_input_files,
+        corpus_spec,
+        load_corpus,
+        load_split,
+        split_input_files,
+        split_spec,
+    )
 
     cfg = retrieval(tmp_path, "csv")
     write(tmp_path / "q" / "train.csv", "csv", ["qid", "text"], [["q1", QUERIES[0]["text"]]])
