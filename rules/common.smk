@@ -44,7 +44,7 @@ def _validation_split():
 VAL_SPLIT = _validation_split()
 HOLDOUT = ({"split": TRAIN_SPLIT, "name": HOLDOUT_SPLIT, "size": VALIDATION["holdout_queries"],
             "seed": config["seed"]} if TASK == "retrieval" and VAL_SPLIT == HOLDOUT_SPLIT else None)
-DATA_SPLITS = [*SPLITS, HOLDOUT_SPLIT] if HOLDOUT else SPLITS  # what prepare_data writes (retrieval)
+DATA_SPLITS = [*SPLITS, HOLDOUT_SPLIT] if HOLDOUT else SPLITS  # what prepare_split writes (retrieval)
 VAL_METRIC = VALIDATION["metric"] if VALIDATION["metric"] != "auto" else ("spearman" if TASK == "sts" else "ndcg@10")
 
 
@@ -217,15 +217,40 @@ def bi_model_input(wildcards):
 
 
 def dataset_files(split=None):
-    """The raw files a dataset (task sts: one of its splits) is read from, so an edited file re-runs
-    prepare_data / prepare_pairs."""
-    if TASK == "sts":
-        from bicross.data.sts import pair_files
+    """task sts: the raw files one split (None: every split) is read from, so an edited file re-runs
+    prepare_pairs."""
+    from bicross.data.sts import pair_files
 
-        return pair_files(config["dataset"], split)
-    from bicross.data import input_files
+    return pair_files(config["dataset"], split)
 
-    return input_files(config["dataset"])
+
+def corpus_files():
+    """retrieval: the raw files the corpus is read from, so an edited one re-runs prepare_corpus."""
+    from bicross.data import corpus_input_files
+
+    return corpus_input_files(config["dataset"])
+
+
+def corpus_spec():
+    """retrieval: what the corpus is read from (bicross.data.corpus_spec), never the splits."""
+    from bicross.data import corpus_spec as spec
+
+    return spec(config["dataset"])
+
+
+def split_job(split):
+    """retrieval: what prepare_split reads to write a split (bicross.data.split_job): the split's own
+    source, or for the train split and the held-out split carved from it, the train split's and HOLDOUT."""
+    from bicross.data import split_job as job
+
+    return job(config["dataset"], split, HOLDOUT)
+
+
+def split_files(split):
+    """retrieval: the raw files of the split a split is read from, so an edited one re-runs its prepare_split."""
+    from bicross.data import split_input_files
+
+    return split_input_files(config["dataset"], split_job(split)["dataset"]["splits"][0])
 
 
 def prev(wildcards):

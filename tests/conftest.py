@@ -99,8 +99,10 @@ WORDS = ("alpha beta gamma delta epsilon zeta theta kappa lambda sigma omega riv
          "forest garden signal vector matrix kernel socket thread buffer parser").split()
 
 
-def write_tiny_beir(root: Path, num_docs: int = 60, train: int = 12, test: int = 8, seed: int = 0) -> Path:
-    """A small BEIR folder: query i asks for a few words of document i, so retrieval is learnable."""
+def write_tiny_beir(root: Path, num_docs: int = 60, train: int = 12, test: int = 8, seed: int = 0,
+                    extra: int = 0) -> Path:
+    """A small BEIR folder: query i asks for a few words of document i, so retrieval is learnable.
+    `extra`: a third split `extra` of that many queries, after test's (for a run that adds a split)."""
     rng = random.Random(seed)
     docs = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 40))) for _ in range(num_docs)]
     (root / "qrels").mkdir(parents=True, exist_ok=True)
@@ -108,9 +110,12 @@ def write_tiny_beir(root: Path, num_docs: int = 60, train: int = 12, test: int =
         for i, text in enumerate(docs):
             f.write(json.dumps({"_id": f"d{i}", "title": f"title {i % 7}", "text": text}) + "\n")
     with open(root / "queries.jsonl", "w") as f:
-        for i in range(train + test):
+        for i in range(train + test + extra):
             f.write(json.dumps({"_id": f"q{i}", "text": " ".join(docs[i].split()[:4])}) + "\n")
-    for split, qids in (("train", range(train)), ("test", range(train, train + test))):
+    splits = [("train", range(train)), ("test", range(train, train + test))]
+    if extra:
+        splits.append(("extra", range(train + test, train + test + extra)))
+    for split, qids in splits:
         with open(root / "qrels" / f"{split}.tsv", "w") as f:
             f.write("query-id\tcorpus-id\tscore\n")
             for i in qids:

@@ -92,6 +92,19 @@ def test_only_requested_splits_and_stable_test_split(ds):
     assert more_train["test"].equals(ds.queries["test"])  # test queries do not move with train_queries
 
 
+def test_the_corpus_and_each_split_apart_are_the_whole_datasets(ds):
+    """prepare_corpus and prepare_split: the same tables as the whole dataset; the corpus spec has no splits."""
+    from bicross.data import corpus_spec, load_corpus, load_split, split_spec
+
+    assert corpus_spec(CFG) == {"format": "builtin", "builtin": {"seed": 13}}
+    assert load_corpus(corpus_spec(CFG)).equals(ds.corpus)
+    for split in ("train", "test"):
+        queries, qrels = load_split(split_spec(CFG, split), split, ds.corpus["docid"])
+        assert queries.equals(ds.queries[split]) and qrels.equals(ds.qrels[split])
+    with pytest.raises(ConfigError, match=r"the builtin dataset has splits \['train', 'test'\], not \['dev'\]"):
+        load_split(split_spec(CFG, "dev"), "dev", ds.corpus["docid"])
+
+
 @pytest.mark.parametrize(
     "options, message",
     [

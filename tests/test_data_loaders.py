@@ -375,3 +375,103 @@ def test_byte_order_mark_only_at_the_start(msmarco):
     (msmarco / "qrels.txt").write_text(TREC + BOM + "100 0 2 1\n", encoding="utf-8")
     with pytest.raises(InputError, match=r"qrels\.txt, line 5: .*unknown qid \ufeff100"):
         load_dataset(msm_cfg(msmarco))
+
+
+# ---- the corpus and each split apart (the workflow's prepare_corpus and prepare_split) -------------
+
+def _unreadable(path):
+    """Make a file fail to parse, so a loader that reads it stops."""
+    path.write_text("this is not what the file holds\n")
+
+
+def test_beir_one_split_reads_no_corpus_and_no_other_split(beir):
+    from bicross.data import (
+        corpus_input_files,
+        corpus_spec,
+        load_corpus,
+        load_split,
+        split_input_files,
+        split_spec,
+    )
+
+    (beir / "qrels" / "dev.tsv").write_text("q3\td1\t1\n")
+    cfg = beir_cfg(beir, splits=["test", "dev"])
+    whole = load_dataset(cfg)
+    docids = whole.corpus["docid"]
+    _unreadable(beir / "corpus.jsonl")
+    _unreadable(beir / "qrels" / "dev.tsv")
+    for given in (cfg, split_spec(cfg, "test")):  # the whole section or the split's spec
+        queries, qrels = load_split(given, "test", docids)
+        assert queries.equals(whole.queries["test"]) and qrels.equals(whole.qrels["test"])
+    assert split_spec(cfg, "test") == {"format": "beir", "path": str(beir), "splits": ["test"], "on_unknown_id": "error"}
+    assert split_input_files(cfg, "test") == [str(beir / "queries.jsonl"), str(beir / "qrels" / "test.tsv")]
+    assert corpus_input_files(cfg) == [str(beir / "corpus.jsonl")]
+    assert "splits" not in corpus_spec(cfg) and corpus_spec(cfg) == corpus_spec(beir_cfg(beir, splits=["x"]))
+    with pytest.raises(InputError, match=r"corpus\.jsonl, line 1"):
+        load_corpus(corpus_spec(cfg))
+
+
+def test_one_split_is_checked_against_the_corpus_docids(beir):
+    """prepare_split reads only the prepared corpus's docids: an unknown docid stops the split with the
+    qrels file and line, as load_dataset does (or is dropped and counted)."""
+    import pyarrow as pa
+
+    from bicross.data import load_split
+
+    docids = pa.array(["d1", "2"])  # d3 is not in this corpus
+    with pytest.raises(InputError, match=r"test\.tsv, line 4: expected a docid that is in the corpus"):
+        load_split(beir_cfg(beir), "test", docids)
+    queries, qrels = load_split(beir_cfg(beir, on_unknown_id="drop"), "test", docids)
+    assert rows(qrels) == [("q1", "2", 3), ("q1", "d1", 1)] and queries["qid"].to_pylist() == ["q1"]
+
+
+def test_msmarco_one_split_reads_only_its_files(msmarco):
+    from bicross.data import corpus_spec, load_corpus, load_split, split_input_files, split_spec
+
+    (msmarco / "train-topics.txt").write_text("100\tfirst question\n")
+    (msmarco / "train-qrels.txt").write_text("100 0 0 1\n")
+    cfg = msm_cfg(msmarco, splits=["dev", "train"], queries={"dev": "topics.txt", "train": "train-topics.txt"},
+                  qrels={"dev": "qrels.txt", "train": "train-qrels.txt"})
+    whole = load_dataset(cfg)
+    assert load_corpus(corpus_spec(cfg)).equals(whole.corpus)
+    spec = split_spec(cfg, "train")
+    assert spec["queries"] == {"train": "train-topics.txt"} and spec["qrels"] == {"train": "train-qrels.txt"}
+    assert split_input_files(cfg, "train") == [str(msmarco / "train-topics.txt"), str(msmarco / "train-qrels.txt")]
+    docids = whole.corpus["docid"]
+    _unreadable(msmarco / "collection.tsv")
+    _unreadable(msmarco / "qrels.txt")
+    queries, qrels = load_split(spec, "train", docids)
+    assert queries.equals(whole.queries["train"]) and qrels.equals(whole.qrels["train"])
+    with pytest.raises(ConfigError, match=r"dataset\.queries must name a file for every split; missing \[.test.\]"):
+        split_spec(cfg, "test")
+
+
+def test_carving_is_the_same_in_every_job():
+    """The train split's job and the held-out split's job each carve: the same queries, disjoint, all there."""
+    import pyarrow as pa
+
+    from bicross.data import carve
+    from bicross.schemas import QRELS, QUERIES
+
+    qids = [f"q{i}" for i in range(30)]
+    queries = pa.table({"qid": qids, "text": qids}, schema=QUERIES)
+    qrels = pa.table({"qid": qids, "docid": [f"d{i}" for i in range(30)], "relevance": [1] * 30}, schema=QRELS)
+    (kq, kr), (hq, hr), count = carve(queries, qrels, "train", 4, seed=7)
+    again = carve(queries, qrels, "train", 4, seed=7)
+    assert count == 4 and hq.equals(again[1][0]) and kq.equals(again[0][0])
+    assert set(hq["qid"].to_pylist()) == set(hr["qid"].to_pylist()) and hq.num_rows == 4
+    assert set(kq["qid"].to_pylist()) | set(hq["qid"].to_pylist()) == set(qids) and kr.num_rows == 26
+
+
+def test_split_job_holdout_comes_from_the_train_split(beir):
+    from bicross.data import split_job, split_spec
+
+    cfg = beir_cfg(beir, splits=["train", "test"])
+    holdout = {"split": "train", "name": "holdout", "size": 50, "seed": 13}
+    train, held, test = (split_job(cfg, s, holdout) for s in ("train", "holdout", "test"))
+    assert train == held == {"dataset": split_spec(cfg, "train"), "holdout": holdout}
+    assert test == {"dataset": split_spec(cfg, "test")}
+    more = beir_cfg(beir, splits=["train", "test", "extra"])  # another split changes neither job
+    assert split_job(more, "train", holdout) == train and split_job(more, "holdout", holdout) == held
+    with pytest.raises(ConfigError, match="already has a split 'holdout'"):
+        split_job(beir_cfg(beir, splits=["train", "holdout"]), "train", holdout)

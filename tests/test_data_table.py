@@ -132,6 +132,37 @@ def test_files_per_split_globs_and_mappings(tmp_path):
         load_dataset({**cfg, "corpus": "nothing*.csv"})
 
 
+def test_one_split_reads_only_its_own_files(tmp_path):
+    """prepare_split: a split's spec names only its query and qrels globs and columns; another split's
+    files (or the corpus) may be unreadable. prepare_corpus: the corpus's, whatever the splits."""
+    from bicross.data import (
+        corpus_input_files,
+        corpus_spec,
+        load_corpus,
+        load_split,
+        split_input_files,
+        split_spec,
+    )
+
+    cfg = retrieval(tmp_path, "csv")
+    write(tmp_path / "q" / "train.csv", "csv", ["qid", "text"], [["q1", QUERIES[0]["text"]]])
+    write(tmp_path / "q" / "test.csv", "csv", ["qid", "text"], [["q2", QUERIES[1]["text"]]])
+    cfg = {**cfg, "queries": {"train": "q/train.csv", "test": "q/test.csv"}}
+    whole = load_dataset(cfg)
+    spec = split_spec(cfg, "test")
+    assert spec["queries"] == ["q/test.csv"] and spec["qrels"] == ["qrels/test.csv"]
+    assert set(spec["columns"]) == {"queries", "qrels"}
+    assert split_input_files(cfg, "test") == [str(tmp_path / "q" / "test.csv"), str(tmp_path / "qrels" / "test.csv")]
+    assert corpus_input_files(cfg) == [str(tmp_path / "corpus.csv")]
+    assert corpus_spec(cfg) == corpus_spec({**cfg, "splits": ["test"], "qrels": "other/{split}.csv"})
+    assert load_corpus(corpus_spec(cfg)).equals(whole.corpus)
+    docids = whole.corpus["docid"]
+    for path in ("corpus.csv", "q/train.csv", "qrels/train.csv"):
+        (tmp_path / path).write_text("nothing,like,the,header\n1,2\n")
+    queries, qrels = load_split(spec, "test", docids)
+    assert queries.equals(whole.queries["test"]) and qrels.equals(whole.qrels["test"])
+
+
 def test_line_numbers_count_quoted_newlines(tmp_path):
     """A record after a quoted field spanning 3 lines is reported at its own first line."""
     cfg = retrieval(tmp_path, "csv")

@@ -3,6 +3,7 @@ its loss curves, model cards, an exported model, and the report rendered in head
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -20,7 +21,7 @@ def finished_run(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("loop")
     model = save_tiny_bi_encoder(root / "model")
-    config = tiny_loop_config(model, write_tiny_beir(root / "beir"))
+    config = tiny_loop_config(model, write_tiny_beir(root / "beir", extra=4))  # a split the run leaves out
     cfg = write_config(root / "config.yaml", config)
     proc = snakemake(root, cfg)
     return root, config, proc
@@ -145,6 +146,29 @@ def test_raising_iterations_plans_only_the_new_iteration(finished_run):
     for out in outputs:  # iteration 3, the bi-encoder 2 train retrieval that mines for it, aggregation
         assert ("iter3/" in out or "iter2/bi/queries/train" in out or "iter2/bi/run/train" in out
                 or "metrics.parquet" in out or "/report/" in out or out == "results/tiny/best"), out
+
+
+def test_adding_a_split_plans_only_that_split(finished_run):
+    """A split added to dataset.splits and evaluate.splits of a finished run is prepared, tokenized,
+    encoded, retrieved, reranked and evaluated alone: the corpus, its tokens and encodings, the mined
+    negatives, every trained model, and the train and held-out splits they came from stay as they are."""
+    root, config, _ = finished_run
+    config = copy.deepcopy(config)
+    config["dataset"]["splits"] = [*config["dataset"]["splits"], "extra"]  # not "dev": auto would validate on it
+    config["evaluate"] = {"splits": ["test", "extra"]}
+    proc = snakemake(root, write_config(root / "config-extra.yaml", config), "-n")
+    jobs = planned_jobs(proc)
+    assert jobs == {  # one tokenizer (both encoders start from the tiny model); bi-encoders 0-2, cross 1-2
+        "prepare_split": 1, "tokenize_queries": 1, "encode_queries": 3, "retrieve": 3, "evaluate_bi": 3,
+        "rerank": 2, "evaluate_cross": 2, "summarize": 1, "select_best": 1, "report_assets": 1, "model_cards": 1,
+        "all": 1}, jobs
+    assert not {"prepare_corpus", "tokenize_corpus", "encode_corpus", "mine_negatives", "train_cross", "distill_bi",
+                "score_teacher"} & set(jobs)
+    outputs = [line.split(":", 1)[1].strip() for line in proc.stdout.splitlines()
+               if line.strip().startswith("output:")]
+    for out in outputs:  # the new split's files, and what aggregates every split's metrics
+        assert ("extra" in out or "metrics.parquet" in out or "/report/" in out or out.endswith("README.md")
+                or out == "results/tiny/best"), out
 
 
 def test_report_has_table_and_plot(finished_run):

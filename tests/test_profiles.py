@@ -45,3 +45,21 @@ def test_every_gpu_rule_has_its_gpus_in_the_profile(profile):
 def test_every_slurm_gpu_rule_has_threads():
     missing = gpu_rules() - profile_block("slurm", "set-threads")
     assert not missing, f"profiles/slurm/config.yaml set-threads lacks {sorted(missing)}"
+
+
+def all_rules() -> set[str]:
+    """Every rule of the workflow, `use rule ... as ...` copies included."""
+    rules: set[str] = set()
+    for path in sorted((REPO / "rules").glob("*.smk")):
+        text = path.read_text()
+        rules |= set(re.findall(r"^rule (\w+):", text, flags=re.M))
+        rules |= {new for _, new in re.findall(r"^\s*use rule (\w+) as (\w+)", text, flags=re.M)}
+    return rules
+
+
+@pytest.mark.parametrize(("profile", "block"), [("default", "set-resources"), ("slurm", "set-resources"),
+                                                ("slurm", "set-threads")])
+def test_the_profiles_name_only_rules_that_exist(profile, block):
+    """A renamed rule leaves no setting behind that applies to nothing (prepare_data, tokenize)."""
+    unknown = profile_block(profile, block) - all_rules()
+    assert not unknown, f"profiles/{profile}/config.yaml {block} names no rule of the workflow: {sorted(unknown)}"

@@ -32,7 +32,7 @@ def test_a_failed_data_stage_runs_again_until_its_input_is_fixed(tmp_path, tiny_
     res = tmp_path / "results" / "tiny"
     snakemake(tmp_path, cfg)
     metrics_mtime = (res / "metrics.parquet").stat().st_mtime_ns
-    log = res / "logs" / "prepare_data.log"
+    log = res / "logs" / "prepare_corpus.log"
 
     corpus = tiny_beir / "corpus.jsonl"
     good = corpus.read_text()
@@ -47,12 +47,13 @@ def test_a_failed_data_stage_runs_again_until_its_input_is_fixed(tmp_path, tiny_
     qrels = tiny_beir / "qrels" / "test.tsv"
     good_qrels = qrels.read_text()
     qrels.write_text(good_qrels + "q19\td19\tmany\n")
+    log = res / "logs" / "prepare_split" / "test.log"
     _failed(snakemake(tmp_path, cfg, check=False), log, "test.tsv, line 10: expected an integer relevance")
-    assert "prepare_data" in planned_jobs(snakemake(tmp_path, cfg, "-n"))
+    assert planned_jobs(snakemake(tmp_path, cfg, "-n")).get("prepare_split") == 1
 
-    qrels.write_text(good_qrels)  # fixed: the data stage and everything after it run again
+    qrels.write_text(good_qrels)  # fixed: the split's data stage and everything after it run again
     jobs = planned_jobs(snakemake(tmp_path, cfg, "-n"))
-    assert {"prepare_data", "tokenize", "encode_corpus", "retrieve", "evaluate_bi", "summarize"} <= set(jobs)
+    assert {"prepare_split", "tokenize_queries", "encode_queries", "retrieve", "evaluate_bi", "summarize"} <= set(jobs)
     assert (res / "metrics.parquet").stat().st_mtime_ns == metrics_mtime  # the old ones, never rewritten
 
 

@@ -67,7 +67,7 @@ def test_tiny_pipeline_through_slurm_equals_a_local_run(tmp_path, tiny_config, m
 
     # Jobs went through SLURM: the executor names the ids, SLURM knows them, each GPU rule asked for a gpu.
     job_ids = re.findall(r"SLURM jobid (\d+)", text)
-    assert len(job_ids) >= 7, text[-3000:]  # prepare, tokenize, 2 shards, queries, retrieve, evaluate, ...
+    assert len(job_ids) >= 7, text[-3000:]  # prepare, tokenize (corpus, queries), 2 shards, ...
     shown = subprocess.run(["scontrol", "show", "job", job_ids[0]], capture_output=True, text=True).stdout
     assert f"JobId={job_ids[0]}" in shown and "JobState=COMPLETED" in shown, shown
     res = slurm_dir / "results" / "tiny"

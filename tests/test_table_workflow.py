@@ -49,12 +49,12 @@ def test_retrieval_reads_the_mteb_parquet_layout(tmp_path, tiny_model):
     metrics = pq.read_table(res / "metrics.parquet").to_pylist()
     assert {(m["iteration"], m["encoder"], m["split"]) for m in metrics} == {(0, "bi", "test")}
 
-    # every table file is an input of prepare_data: a changed shard prepares the data again (the dropped
-    # document is no query's positive)
+    # every corpus file is an input of prepare_corpus: a changed shard prepares the corpus again (the
+    # dropped document is no query's positive)
     shard = mteb / "corpus" / "corpus-00001-of-00002.parquet"
     table = pq.read_table(shard)
     pq.write_table(table.slice(0, table.num_rows - 1), shard)
-    assert "prepare_data" in planned_jobs(snakemake(tmp_path, cfg, "-n"))
+    assert "prepare_corpus" in planned_jobs(snakemake(tmp_path, cfg, "-n"))
 
 
 def test_sts_reads_a_csv_table_with_a_columns_map(tmp_path, tiny_model):

@@ -37,6 +37,14 @@ def test_pipeline_runs_and_reruns_only_what_changed(tmp_path, tiny_config):
     assert pq.read_table(res / "iter0" / "bi" / "run" / "test.parquet").num_rows == 8 * 10
     assert (res / "iter0" / "bi" / "embeddings" / "shard-0.parquet").stat().st_mtime_ns == shard_mtime
 
+    # an edited qrels file prepares, tokenizes, encodes and searches its split again, and no other
+    qrels = tiny_config["dataset"]["path"] + "/qrels/test.tsv"
+    with open(qrels, "a") as f:
+        f.write("q12\td13\t0\n")
+    assert planned_jobs(snakemake(tmp_path, cfg, "-n")) == {
+        "prepare_split": 1, "tokenize_queries": 1, "encode_queries": 1, "retrieve": 1, "evaluate_bi": 1,
+        "summarize": 1, "report_assets": 1, "all": 1}
+
 
 @pytest.mark.parametrize(
     ("change", "named"),
@@ -70,7 +78,7 @@ def test_bad_data_stops_with_file_and_line(tmp_path, tiny_config, tiny_beir):
         f.write('{"_id": "broken", "text": \n')
     proc = snakemake(tmp_path, write_config(tmp_path / "config.yaml", tiny_config), check=False)
     assert proc.returncode != 0
-    log = (tmp_path / "results" / "tiny" / "logs" / "prepare_data.log").read_text()
+    log = (tmp_path / "results" / "tiny" / "logs" / "prepare_corpus.log").read_text()
     assert "corpus.jsonl, line 61" in log
     assert not (tmp_path / "results" / "tiny" / "data" / "corpus.parquet").exists()
 

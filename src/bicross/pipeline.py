@@ -13,19 +13,20 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from bicross import devices, evaluate, index, summary
-from bicross.data import hold_out, load_dataset, write_dataset
+from bicross.data import carve, hold_out, load_corpus, load_dataset, load_split, write_dataset
 from bicross.encode import encode_ids
 from bicross.models import load_bi_encoder, load_tokenizer
 from bicross.parts import group_rows, row_blocks, shard_rows
-from bicross.schemas import CHANGES, RUN, AtomicParquetWriter, write_table
+from bicross.schemas import CHANGES, CORPUS, QRELS, QUERIES, RUN, AtomicParquetWriter, write_table
 from bicross.tokenize import document_text, read_tokens, tokenize_to_parquet
 
 log = logging.getLogger("bicross.pipeline")
 
 
 def prepare_data(dataset_cfg: dict, outdir: str, holdout: dict | None = None) -> None:
-    """Load and write the dataset; `holdout` ({split, name, size, seed}) moves validation queries out of
-    the train split first (bicross.data.hold_out)."""
+    """Load and write the whole dataset; `holdout` ({split, name, size, seed}) moves validation queries out
+    of the train split first (bicross.data.hold_out). The workflow prepares the corpus and each split
+    apart (prepare_corpus, prepare_split)."""
     ds = load_dataset(dataset_cfg)
     if holdout:
         count = hold_out(ds, holdout["split"], holdout["name"], holdout["size"], holdout["seed"])
@@ -34,20 +35,61 @@ def prepare_data(dataset_cfg: dict, outdir: str, holdout: dict | None = None) ->
     write_dataset(ds, outdir)
 
 
-def tokenize(
-    model: str, corpus: str, queries: dict[str, str], query_max_length: int, doc_max_length: int,
-    corpus_out: str, queries_out: dict[str, str],
-) -> None:
+def prepare_corpus(corpus_spec: dict, out: str) -> None:
+    """Load the corpus alone (bicross.data.corpus_spec: no split's files are read) and write it."""
+    corpus = load_corpus(corpus_spec)
+    log.info("corpus: %d documents", corpus.num_rows)
+    write_table(corpus, out, CORPUS)
+
+
+def prepare_split(job: dict, split: str, corpus: str, queries_out: str, qrels_out: str) -> None:
+    """Write one split's queries and qrels (`job`: bicross.data.split_job), its qrels checked against the
+    docids of the prepared `corpus`. With `job["holdout"]`, `split` is the train split or the held-out
+    validation split, carved from the train split's queries (bicross.data.carve): the same carving in
+    both jobs."""
+    spec = job["dataset"]
+    (source,) = spec["splits"]
+    docids = pq.read_table(corpus, columns=["docid"]).column("docid").combine_chunks()
+    queries, qrels = load_split(spec, source, docids)
+    if holdout := job.get("holdout"):
+        kept, held, count = carve(queries, qrels, source, holdout["size"], holdout["seed"])
+        log.info("held out %d of the %s queries as split %r (validation: never trained on)", count, source,
+                 holdout["name"])
+        queries, qrels = held if split == holdout["name"] else kept
+    elif split != source:
+        raise ValueError(f"prepare_split: split {split!r} is read from split {source!r} with no holdout")
+    log.info("split %s: %d queries, %d qrels", split, queries.num_rows, qrels.num_rows)
+    write_table(queries, queries_out, QUERIES)
+    write_table(qrels, qrels_out, QRELS)
+
+
+def tokenize_corpus(model: str, corpus: str, max_length: int, out: str) -> None:
+    """Token ids of every document (title and text, bicross.tokenize.document_text)."""
     tokenizer = load_tokenizer(model)
     table = pq.read_table(corpus)
     texts = [document_text(t, x) for t, x in zip(table.column("title").to_pylist(),
                                                   table.column("text").to_pylist(), strict=True)]
-    tokenize_to_parquet(tokenizer, table.column("docid").to_pylist(), texts, doc_max_length, corpus_out,
+    tokenize_to_parquet(tokenizer, table.column("docid").to_pylist(), texts, max_length, out,
                         desc="tokenize corpus")
+
+
+def tokenize_queries(model: str, queries: str, max_length: int, out: str, split: str = "") -> None:
+    """Token ids of one split's queries."""
+    tokenizer = load_tokenizer(model)
+    table = pq.read_table(queries)
+    tokenize_to_parquet(tokenizer, table.column("qid").to_pylist(), table.column("text").to_pylist(),
+                        max_length, out, desc=f"tokenize {split} queries" if split else "tokenize queries")
+
+
+def tokenize(
+    model: str, corpus: str, queries: dict[str, str], query_max_length: int, doc_max_length: int,
+    corpus_out: str, queries_out: dict[str, str],
+) -> None:
+    """The corpus and every split's queries at once (the workflow runs tokenize_corpus and
+    tokenize_queries as jobs of their own)."""
+    tokenize_corpus(model, corpus, doc_max_length, corpus_out)
     for split, path in queries.items():
-        table = pq.read_table(path)
-        tokenize_to_parquet(tokenizer, table.column("qid").to_pylist(), table.column("text").to_pylist(),
-                            query_max_length, queries_out[split], desc=f"tokenize {split} queries")
+        tokenize_queries(model, path, query_max_length, queries_out[split], split)
 
 
 def encode(

@@ -11,12 +11,25 @@ from bicross.schemas import CORPUS, QRELS, QUERIES
 
 
 def load_beir(cfg: dict) -> Dataset:
+    splits, cache = splits_of(cfg), {}
+    corpus = corpus_source(cfg)
+    sources = {s: split_sources(cfg, s, cache) for s in splits}
+    return build_dataset(corpus, {s: q for s, (q, _) in sources.items()}, {s: r for s, (_, r) in sources.items()},
+                         cfg.get("on_unknown_id", "error"))
+
+
+def corpus_source(cfg: dict) -> Source:
+    return read_corpus(Path(cfg["path"]) / "corpus.jsonl")
+
+
+def split_sources(cfg: dict, split: str, cache: dict | None = None) -> tuple[Source, Source]:
+    """One split's (queries, qrels): queries.jsonl (read once per `cache`: every split shares it) and
+    qrels/<split>.tsv; the corpus is not read."""
     root = Path(cfg["path"])
-    corpus = read_corpus(root / "corpus.jsonl")
-    queries = read_queries(root / "queries.jsonl")
-    splits = splits_of(cfg)
-    qrels = {s: read_qrels(root / "qrels" / f"{s}.tsv") for s in splits}
-    return build_dataset(corpus, dict.fromkeys(splits, queries), qrels, cfg.get("on_unknown_id", "error"))
+    cache = {} if cache is None else cache
+    if "queries" not in cache:
+        cache["queries"] = read_queries(root / "queries.jsonl")
+    return cache["queries"], read_qrels(root / "qrels" / f"{split}.tsv")
 
 
 def _field(obj: dict, key: str, path, n: int, required: bool = True) -> str:

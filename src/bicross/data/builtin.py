@@ -307,14 +307,10 @@ def python_version() -> str:
     return ".".join(map(str, sys.version_info[:3]))
 
 
-def load_builtin(cfg: dict) -> Dataset:
-    """The builtin Dataset for the `dataset:` config section (options under `builtin:`, see DEFAULTS).
-
-    Splits: train and test, or those of `cfg["splits"]` when given. Raises ConfigError for options
-    that cannot work, e.g. more documents or queries than the installed stdlib yields.
-    """
+def _split_names(cfg: dict) -> list[str]:
+    """The configured splits (train and test when none), each one the builtin dataset has and asks
+    queries for; raises ConfigError naming the others."""
     from bicross.data import splits_of
-    from bicross.data.validate import Source, build_dataset
 
     opts = _options(cfg)
     splits = list(SPLITS) if cfg.get("splits") is None else splits_of(cfg)
@@ -324,14 +320,51 @@ def load_builtin(cfg: dict) -> Dataset:
     empty = [s for s in splits if opts[f"{s}_queries"] == 0]
     if empty:
         raise ConfigError(f"dataset.splits names {empty}, but dataset.builtin.{empty[0]}_queries is 0")
+    return splits
+
+
+SOURCE_NAME = "<builtin: Python {} stdlib docstrings>"
+
+
+def _tables(cfg: dict, cache: dict | None):
+    """build_tables for the config's options, once per `cache` (the whole dataset: it is small)."""
+    cache = {} if cache is None else cache
+    if "tables" not in cache:
+        cache["tables"] = build_tables(**_options(cfg))
+    return cache["tables"]
+
+
+def corpus_source(cfg: dict, cache: dict | None = None):
+    from bicross.data.validate import Source
+
+    return Source(_tables(cfg, cache)[0], SOURCE_NAME.format(python_version()))
+
+
+def split_sources(cfg: dict, split: str, cache: dict | None = None):
+    """One split's (queries, qrels) sources; the whole dataset is built in memory (it is small)."""
+    from bicross.data.validate import Source
+
+    _split_names({**cfg, "splits": [split]})
+    _, queries, qrels = _tables(cfg, cache)
+    name = SOURCE_NAME.format(python_version())
+    return Source(queries[split], name), Source(qrels[split], name)
+
+
+def load_builtin(cfg: dict) -> Dataset:
+    """The builtin Dataset for the `dataset:` config section (options under `builtin:`, see DEFAULTS).
+
+    Splits: train and test, or those of `cfg["splits"]` when given. Raises ConfigError for options
+    that cannot work, e.g. more documents or queries than the installed stdlib yields.
+    """
+    from bicross.data.validate import build_dataset
+
+    opts = _options(cfg)
+    splits = _split_names(cfg)
     start = time.perf_counter()
-    corpus, queries, qrels = build_tables(**opts)
-    name = f"<builtin: Python {python_version()} stdlib docstrings>"
-    ds = build_dataset(
-        Source(corpus, name),
-        {s: Source(queries[s], name) for s in splits},
-        {s: Source(qrels[s], name) for s in splits},
-    )
+    cache: dict = {}
+    corpus = corpus_source(cfg, cache)
+    sources = {s: split_sources(cfg, s, cache) for s in splits}
+    ds = build_dataset(corpus, {s: q for s, (q, _) in sources.items()}, {s: r for s, (_, r) in sources.items()})
     items = extract_items()
     log.info(
         "builtin dataset from the docstrings of Python %s (%s; %d usable docstrings, %d usable as queries): "

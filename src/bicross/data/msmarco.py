@@ -12,13 +12,24 @@ from bicross.schemas import CORPUS, QRELS, QUERIES
 
 
 def load_msmarco(cfg: dict) -> Dataset:
-    root = Path(cfg["path"])
     splits = splits_of(cfg)
-    files = {key: dict(zip(splits, split_files(cfg, key), strict=True)) for key in ("queries", "qrels")}
-    corpus = read_tsv(root / collection_file(cfg), CORPUS, "passages: pid TAB text")
-    queries = {s: read_tsv(root / files["queries"][s], QUERIES, "queries: qid TAB text") for s in splits}
-    qrels = {s: read_trec_qrels(root / files["qrels"][s]) for s in splits}
-    return build_dataset(corpus, queries, qrels, cfg.get("on_unknown_id", "error"))
+    for key in ("queries", "qrels"):  # every split's files are named before any file is read
+        split_files(cfg, key)
+    corpus = corpus_source(cfg)
+    sources = {s: split_sources(cfg, s) for s in splits}
+    return build_dataset(corpus, {s: q for s, (q, _) in sources.items()}, {s: r for s, (_, r) in sources.items()},
+                         cfg.get("on_unknown_id", "error"))
+
+
+def corpus_source(cfg: dict) -> Source:
+    return read_tsv(Path(cfg["path"]) / collection_file(cfg), CORPUS, "passages: pid TAB text")
+
+
+def split_sources(cfg: dict, split: str, cache: dict | None = None) -> tuple[Source, Source]:
+    """One split's (queries, qrels) from its own two files; the collection is not read."""
+    root = Path(cfg["path"])
+    queries, qrels = (split_file(cfg, key, split) for key in ("queries", "qrels"))
+    return read_tsv(root / queries, QUERIES, "queries: qid TAB text"), read_trec_qrels(root / qrels)
 
 
 def collection_file(cfg: dict) -> str:
@@ -27,15 +38,28 @@ def collection_file(cfg: dict) -> str:
     return cfg["collection"]
 
 
-def split_files(cfg: dict, key: str) -> list[str]:
-    """`dataset.queries` or `dataset.qrels`: the file of each split, in `dataset.splits` order."""
+def _split_mapping(cfg: dict, key: str) -> Mapping:
     mapping = cfg.get(key) or {}
     if not isinstance(mapping, Mapping):
         raise ConfigError(f"dataset.{key} (format msmarco) must map each split to its file, got {mapping!r}")
+    return mapping
+
+
+def split_files(cfg: dict, key: str) -> list[str]:
+    """`dataset.queries` or `dataset.qrels`: the file of each split, in `dataset.splits` order."""
+    mapping = _split_mapping(cfg, key)
     splits = splits_of(cfg)
     if missing := [s for s in splits if s not in mapping]:
         raise ConfigError(f"dataset.{key} must name a file for every split; missing {missing}")
     return [mapping[s] for s in splits]
+
+
+def split_file(cfg: dict, key: str, split: str) -> str:
+    """`dataset.queries` or `dataset.qrels`: the file of one split."""
+    mapping = _split_mapping(cfg, key)
+    if split not in mapping:
+        raise ConfigError(f"dataset.{key} must name a file for every split; missing {[split]}")
+    return mapping[split]
 
 
 def read_tsv(path, schema, what: str) -> Source:

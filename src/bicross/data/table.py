@@ -138,32 +138,54 @@ def _files(cfg: dict, kind: str, split: str | None) -> list[str]:
 
 
 def table_files(cfg: dict) -> list[str]:
-    """Every file a retrieval table dataset reads (the workflow's inputs of prepare_data)."""
-    files = set(_files(cfg, "corpus", None))
+    """Every file a retrieval table dataset reads."""
+    files = set(corpus_files(cfg))
     for split in splits_of(cfg):
-        files.update(_files(cfg, "queries", split) + _files(cfg, "qrels", split))
+        files.update(split_input_files(cfg, split))
     return sorted(files)
 
 
 def load_table(cfg: dict) -> Dataset:
     """The retrieval Dataset of `dataset.format: table` (see the module docstring), checked like every
     loader's (bicross.data.validate). Splits that read the same query files share one query table."""
-    columns = retrieval_columns(cfg)
+    retrieval_columns(cfg)  # the config is checked before any file is read
+    quoting_of(cfg.get("quoting"), "dataset.quoting")
+    splits, cache = splits_of(cfg), {}
+    corpus = corpus_source(cfg, cache)
+    sources = {s: split_sources(cfg, s, cache) for s in splits}
+    return build_dataset(corpus, {s: q for s, (q, _) in sources.items()}, {s: r for s, (_, r) in sources.items()},
+                         cfg.get("on_unknown_id", "error"))
+
+
+def _source(cfg: dict, kind: str, split: str | None, cache: dict) -> Source:
+    """The rows of a kind's files for a split, read once per `cache` (splits may share query files)."""
+    columns = retrieval_columns(cfg)[kind]
     quoting = quoting_of(cfg.get("quoting"), "dataset.quoting")
-    sources: dict[tuple, Source] = {}
+    files = _files(cfg, kind, split)
+    key = (kind, *files)
+    if key not in cache:
+        cache[key] = concat_sources([read_table(f, KINDS[kind], columns, quoting) for f in files])
+    return cache[key]
 
-    def source(kind: str, split: str | None = None) -> Source:
-        files = _files(cfg, kind, split)
-        key = (kind, *files)
-        if key not in sources:
-            sources[key] = concat_sources([read_table(f, KINDS[kind], columns[kind], quoting) for f in files])
-        return sources[key]
 
-    splits = splits_of(cfg)
-    corpus = source("corpus")
-    queries = {s: source("queries", s) for s in splits}
-    qrels = {s: source("qrels", s) for s in splits}
-    return build_dataset(corpus, queries, qrels, cfg.get("on_unknown_id", "error"))
+def corpus_source(cfg: dict, cache: dict | None = None) -> Source:
+    return _source(cfg, "corpus", None, {} if cache is None else cache)
+
+
+def split_sources(cfg: dict, split: str, cache: dict | None = None) -> tuple[Source, Source]:
+    """One split's (queries, qrels) from the split's own files; the corpus is not read."""
+    cache = {} if cache is None else cache
+    return _source(cfg, "queries", split, cache), _source(cfg, "qrels", split, cache)
+
+
+def corpus_files(cfg: dict) -> list[str]:
+    """The corpus files of a retrieval table dataset (the workflow's inputs of prepare_corpus)."""
+    return _files(cfg, "corpus", None)
+
+
+def split_input_files(cfg: dict, split: str) -> list[str]:
+    """One split's query and qrels files (the workflow's inputs of prepare_split)."""
+    return sorted(set(_files(cfg, "queries", split) + _files(cfg, "qrels", split)))
 
 
 # --- reading -----------------------------------------------------------------------------------------

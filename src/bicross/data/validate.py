@@ -244,6 +244,58 @@ def queries_without_positive(qrels: pa.Table) -> list[str]:
     return best.filter(pc.less_equal(best["relevance_max"], 0))["qid"].to_pylist()
 
 
+def check_corpus(corpus: Source) -> pa.Table:
+    """The corpus table, checked: at least one document, unique docids, a title or text for each."""
+    if corpus.table.num_rows == 0:
+        raise InputError(corpus.path, None, "at least one document", "none")
+    check_unique(corpus, ["docid"], "docid")
+    check_nonempty(corpus, ["title", "text"], "a document with a non-empty title or text")
+    return corpus.table.cast(CORPUS)
+
+
+def check_on_unknown_id(on_unknown_id: str) -> None:
+    if on_unknown_id not in ON_UNKNOWN_ID:
+        raise ConfigError(f"dataset.on_unknown_id must be one of {ON_UNKNOWN_ID}, got {on_unknown_id!r}")
+
+
+def check_queries(src: Source) -> None:
+    check_unique(src, ["qid"], "qid")
+    check_nonempty(src, ["text"], "a non-empty query text")
+
+
+def build_split(
+    queries: Source, qrels: Source, docids: pa.Array, split: str, on_unknown_id: str = "error",
+    queries_checked: bool = False,
+) -> tuple[pa.Table, pa.Table]:
+    """One split's (queries, qrels), checked against the corpus's `docids`: the split's queries are
+    those its qrels name. `queries_checked`: the query source was checked already (shared by splits)."""
+    check_on_unknown_id(on_unknown_id)
+    if not queries_checked:
+        check_queries(queries)
+    check_unique(qrels, ["qid", "docid"], "(qid, docid) pair")
+    qtable = queries.table
+    rels = resolve_qrels(qrels, qtable["qid"].combine_chunks(), docids, on_unknown_id, split)
+    if rels.num_rows == 0:  # an empty split evaluates nothing: most likely the wrong file
+        raise InputError(qrels.path, None, f"qrels for split {split} naming known queries and documents", "none")
+    kept = qtable.filter(pc.is_in(qtable["qid"], value_set=rels["qid"].combine_chunks()))
+    if kept.num_rows < qtable.num_rows:
+        log.info(
+            "split %s: %d of %d queries in %s have no qrels and are left out",
+            split,
+            qtable.num_rows - kept.num_rows,
+            qtable.num_rows,
+            queries.path,
+        )
+    if no_pos := queries_without_positive(rels):
+        log.warning(
+            "split %s: %d queries have no positive qrels (kept; training skips them), e.g. %s",
+            split,
+            len(no_pos),
+            ", ".join(no_pos[:5]),
+        )
+    return kept.cast(QUERIES), rels.cast(QRELS)
+
+
 def build_dataset(
     corpus: Source, queries: dict[str, Source], qrels: dict[str, Source], on_unknown_id: str = "error"
 ) -> Dataset:
@@ -251,41 +303,12 @@ def build_dataset(
 
     `queries` maps each split to its query source (BEIR: the same one for every split).
     """
-    if on_unknown_id not in ON_UNKNOWN_ID:
-        raise ConfigError(f"dataset.on_unknown_id must be one of {ON_UNKNOWN_ID}, got {on_unknown_id!r}")
-    if corpus.table.num_rows == 0:
-        raise InputError(corpus.path, None, "at least one document", "none")
-    check_unique(corpus, ["docid"], "docid")
-    check_nonempty(corpus, ["title", "text"], "a document with a non-empty title or text")
+    check_on_unknown_id(on_unknown_id)
+    ds = Dataset(corpus=check_corpus(corpus))
     for src in {id(s): s for s in queries.values()}.values():
-        check_unique(src, ["qid"], "qid")
-        check_nonempty(src, ["text"], "a non-empty query text")
-    docids = corpus.table["docid"].combine_chunks()
-    ds = Dataset(corpus=corpus.table.cast(CORPUS))
+        check_queries(src)
+    docids = ds.corpus["docid"].combine_chunks()
     for split, rsrc in qrels.items():
-        check_unique(rsrc, ["qid", "docid"], "(qid, docid) pair")
-        qtable = queries[split].table
-        rels = resolve_qrels(rsrc, qtable["qid"].combine_chunks(), docids, on_unknown_id, split)
-        if rels.num_rows == 0:  # an empty split evaluates nothing: most likely the wrong file
-            raise InputError(
-                rsrc.path, None, f"qrels for split {split} naming known queries and documents", "none"
-            )
-        kept = qtable.filter(pc.is_in(qtable["qid"], value_set=rels["qid"].combine_chunks()))
-        if kept.num_rows < qtable.num_rows:
-            log.info(
-                "split %s: %d of %d queries in %s have no qrels and are left out",
-                split,
-                qtable.num_rows - kept.num_rows,
-                qtable.num_rows,
-                queries[split].path,
-            )
-        if no_pos := queries_without_positive(rels):
-            log.warning(
-                "split %s: %d queries have no positive qrels (kept; training skips them), e.g. %s",
-                split,
-                len(no_pos),
-                ", ".join(no_pos[:5]),
-            )
-        ds.queries[split] = kept.cast(QUERIES)
-        ds.qrels[split] = rels.cast(QRELS)
+        ds.queries[split], ds.qrels[split] = build_split(queries[split], rsrc, docids, split, on_unknown_id,
+                                                         queries_checked=True)
     return ds
