@@ -64,6 +64,8 @@ rule tokenize_queries:
     params:
         model=lambda w: TOKENIZERS[w.tok],
         max_length=config["tokenize"]["query_max_length"],
+    benchmark:
+        f"{RES}/benchmarks/tokenize_queries/{{tok}}/{{split}}.tsv"
     wildcard_constraints:
         split=one_of(DATA_SPLITS),
     conda:
