@@ -31,7 +31,7 @@ def _loader(cfg: dict):
     """The module of the config's retrieval format (each has corpus_source and split_sources)."""
     fmt = cfg.get("format")
     if fmt not in FORMATS:
-        raise ConfigError(f"dataset.format must be one of beir, msmarco, table, builtin; got {fmt!r}")
+        raise ConfigError(f"dataset.format must be one of {', '.join(FORMATS)}; got {fmt!r}")
     import importlib
 
     return importlib.import_module(f"bicross.data.{fmt}")
@@ -39,24 +39,7 @@ def _loader(cfg: dict):
 
 def load_dataset(cfg: dict) -> Dataset:
     """Load the `dataset:` config section's data, checked (see bicross.data.validate)."""
-    fmt = cfg.get("format")
-    if fmt == "beir":
-        from bicross.data.beir import load_beir
-
-        return load_beir(cfg)
-    if fmt == "msmarco":
-        from bicross.data.msmarco import load_msmarco
-
-        return load_msmarco(cfg)
-    if fmt == "table":
-        from bicross.data.table import load_table
-
-        return load_table(cfg)
-    if fmt == "builtin":
-        from bicross.data.builtin import load_builtin
-
-        return load_builtin(cfg)
-    raise ConfigError(f"dataset.format must be one of beir, msmarco, table, builtin; got {fmt!r}")
+    return getattr(_loader(cfg), f"load_{cfg['format']}")(cfg)
 
 
 # --- the corpus and each split apart (the workflow's prepare_corpus and prepare_split) ---------------
