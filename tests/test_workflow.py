@@ -107,3 +107,29 @@ def test_an_override_of_a_key_read_once_is_refused(tmp_path, tiny_config):
     proc = snakemake(tmp_path, write_config(tmp_path / "config.yaml", tiny_config), "-n", check=False)
     assert proc.returncode != 0
     assert "overrides.cross_encoder names ['rerank_depth']: read once for the whole run" in proc.stdout + proc.stderr
+
+
+def test_planning_a_run_never_imports_torch(tmp_path, tiny_model, tiny_beir):
+    """Snakemake reads every training recipe's hyperparameters while it parses the Snakefile; torch (about
+    2 s to import) must stay out of that process, so a dry run, the DAG and --report stay quick."""
+    import subprocess
+    import sys
+
+    from workflow_utils import REPO, tiny_loop_config
+
+    cfg = write_config(tmp_path / "config.yaml", tiny_loop_config(tiny_model, tiny_beir))
+    probe = ("import atexit, sys\n"
+             "atexit.register(lambda: print('torch imported:', 'torch' in sys.modules, file=sys.stderr))\n"
+             "from snakemake.cli import main\n"
+             f"sys.argv = ['snakemake', '-s', {str(REPO / 'Snakefile')!r}, '-d', {str(tmp_path)!r}, "
+             f"'--configfile', {str(cfg)!r}, '--cores', '1', '-n']\n"
+             "main()\n")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "train_cross" in proc.stdout and "distill_bi" in proc.stdout  # it planned the training jobs
+    assert "torch imported: False" in proc.stderr, proc.stderr[-2000:]
+
+    every_recipe = ("import sys\nimport bicross.train as t\nfor name in t.RECIPES: t.recipe(name)\n"
+                    "print('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", every_recipe], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"

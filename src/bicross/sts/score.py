@@ -13,7 +13,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bicross import devices
 from bicross.schemas import PAIR_SCORES, write_table
 
 log = logging.getLogger("bicross.sts")
@@ -78,6 +77,7 @@ def score_pairs(encoder_kind: str, model: str, pairs: list[str], outs: list[str]
     """PAIR_SCORES for every pair of each `pairs` file (into the matching `outs` file), the model loaded
     once: a bi-encoder's cosine, or a cross-encoder's symmetric score. Part `part` of `parts` scores its
     share of each file's pairs (bicross.parts.shard_rows)."""
+    from bicross import devices
     from bicross.parts import shard_rows
 
     devices.set_threads(threads)

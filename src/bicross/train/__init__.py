@@ -7,7 +7,7 @@ The workflow's `train_cross` and `distill_bi` rules launch it through `bicross.l
 small module of this package that declares:
 
 - ``Hparams``: a dataclass of its hyperparameters, extending the shared optimisation settings
-  (`bicross.training.TrainConfig`); the one place a default lives, with a one-line help each;
+  (`bicross.hparams.TrainConfig`); the one place a default lives, with a one-line help each;
 - ``INPUTS``: its input files (name -> help; the names in ``MANY`` take several files);
 - ``from_config(sections, **context)``: its hyperparameters from the workflow config's sections;
 - ``prepare(hp, inputs, accelerator) -> Job``: its dataset and collator, the model (loaded by the same

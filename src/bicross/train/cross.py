@@ -17,20 +17,19 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import torch
-from torch.utils.data import Dataset
 
-from bicross.batching import pad_batch
 from bicross.errors import ConfigError, InputError
-from bicross.losses import GroupSoftmaxCE
+from bicross.hparams import TrainConfig, setting
 from bicross.tokenize import SpecialTokens
 from bicross.train import Job, pick
-from bicross.training import TrainConfig, setting
 from bicross.trainio import PackedTokens, list_offsets, read_columns, rows_of
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger("bicross.train.cross")
 
@@ -85,8 +84,9 @@ def from_config(sections: dict[str, dict[str, Any]], model: str, seed: int, fami
 # data
 
 
-class CrossGroups(Dataset):
-    """One item per training query per epoch: (query row, document rows with the positive first).
+class CrossGroups:
+    """A map-style dataset, one item per training query per epoch: (query row, document rows with the
+    positive first).
 
     Item i of epoch e is a deterministic function of (seed, e, i): every process builds the same
     epoch and the sampler hands each its share, so the process layout does not change the groups.
@@ -169,6 +169,8 @@ class PairCollator:
         self.keys = keys
 
     def __call__(self, items: list[tuple[int, np.ndarray]]) -> dict[str, torch.Tensor]:
+        from bicross.batching import pad_batch
+
         ids, types = [], []
         for q, docs in items:
             query = self.data.queries[q].tolist()
@@ -229,6 +231,7 @@ def load_for_training(hp, accelerator):
 def prepare(hp: Hparams, inputs: dict[str, str], accelerator):
     from bicross.encode import forward_keys
     from bicross.learning import group_ce_uniform
+    from bicross.losses import GroupSoftmaxCE
 
     data = CrossGroups(inputs["negatives"], inputs["queries"], inputs["corpus"], hp.train_group_size, hp.seed)
     if accelerator.is_main_process:

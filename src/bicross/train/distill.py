@@ -19,21 +19,20 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import torch
-from torch.utils.data import Dataset
 
-from bicross.batching import pad_batch
 from bicross.errors import ConfigError, InputError
-from bicross.losses import DistillKL, InBatchCE, MarginMSE
+from bicross.hparams import TrainConfig, setting
 from bicross.tokenize import SpecialTokens
 from bicross.train import Job, pick
-from bicross.training import TrainConfig, setting
 from bicross.trainio import PackedTokens, read_columns, rows_of
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger("bicross.train.distill")
 
@@ -90,8 +89,8 @@ def from_config(sections: dict[str, dict[str, Any]], model: str, seed: int, fami
             "model": model, "seed": seed}
 
 
-class TeacherGroups(Dataset):
-    """One item per train query per epoch: (query row, document rows with a positive first, teacher scores)."""
+class TeacherGroups:
+    """A map-style dataset, one item per train query per epoch: (query row, document rows with a positive first, teacher scores)."""
 
     def __init__(self, teacher, qrels, queries, corpus, group_size: int, seed: int):
         self.group_size, self.seed = int(group_size), int(seed)
@@ -179,10 +178,14 @@ class BiCollator:
         self.doc_room = doc_max - special.single_extra
 
     def _batch(self, seqs) -> dict[str, torch.Tensor]:
+        from bicross.batching import pad_batch
+
         batch = pad_batch([self.special.single(s) for s in seqs], self.special.pad_id)
         return {k: v for k, v in batch.items() if k in self.keys}
 
     def __call__(self, items) -> dict[str, Any]:
+        import torch
+
         queries = [self.data.queries[q][: self.query_room].tolist() for q, _, _ in items]
         docs = [self.data.docs[int(d)][: self.doc_room].tolist() for _, rows, _ in items for d in rows]
         return {"query": self._batch(queries), "docs": self._batch(docs),
@@ -190,7 +193,10 @@ class BiCollator:
 
 
 def prepare(hp: Hparams, inputs: dict[str, str], accelerator):
+    import torch
+
     from bicross.encode import forward_keys
+    from bicross.losses import DistillKL, InBatchCE, MarginMSE
     from bicross.models import load_bi_encoder, pool, save_bi_encoder
 
     data = TeacherGroups(inputs["teacher"], inputs["qrels"], inputs["queries"], inputs["corpus"], hp.group_size,

@@ -6,7 +6,6 @@ The pairs file has no gold column (bicross.data.sts.unlabelled): gold scores nev
 from __future__ import annotations
 
 import numpy as np
-from torch.utils.data import Dataset
 
 from bicross.errors import InputError
 from bicross.sts.labels import mean_scores
@@ -19,8 +18,8 @@ INPUTS = {
 MANY = ("labels",)
 
 
-class ScoredPairs(Dataset):
-    """Token ids of each pair and its label; `both_orders` adds (b, a) after the n pairs (a, b).
+class ScoredPairs:
+    """A map-style dataset: token ids of each pair and its label; `both_orders` adds (b, a) after the n pairs (a, b).
 
     Item i of epoch e comes from a permutation seeded with (seed, e), the same in every process.
     """

@@ -14,11 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from bicross.batching import pad_batch
 from bicross.errors import ConfigError
-from bicross.losses import CoSENT, PairMSE
+from bicross.hparams import setting
 from bicross.tokenize import SpecialTokens
 from bicross.train import Job, pick
 from bicross.train.distill import BiSettings
@@ -30,7 +27,6 @@ from bicross.train.scored_pairs import (
     log_labels,
     uniform_guess,
 )
-from bicross.training import setting
 
 log = logging.getLogger("bicross.train.sts_bi")
 
@@ -72,7 +68,11 @@ def from_config(sections: dict[str, dict[str, Any]], model: str, seed: int, fami
 
 
 def prepare(hp: Hparams, inputs: dict[str, Any], accelerator):
+    import torch
+
+    from bicross.batching import pad_batch
     from bicross.encode import forward_keys
+    from bicross.losses import CoSENT, PairMSE
     from bicross.models import load_bi_encoder, pool, save_bi_encoder
     from bicross.sts.score import token_ids
 
