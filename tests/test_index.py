@@ -163,3 +163,26 @@ def test_more_shards_than_documents(tmp_path, vectors, kind):
     want_scores, want_idx = brute_force(queries, docs[:5], 5)
     np.testing.assert_allclose(scores, want_scores, rtol=1e-5, atol=1e-5)
     assert (docids == np.array([[f"d{i}" for i in row] for row in want_idx], dtype=object)).all()
+
+
+def test_search_stages_never_import_torch(tmp_path, vectors):
+    """build_index and retrieve jobs use faiss only: torch (2-3 s to import) stays out of their process."""
+    import subprocess
+    import sys
+
+    docs, queries = vectors
+    paths = write_shards(tmp_path, docs, 2)
+    write_table(embeddings_table([f"q{i}" for i in range(len(queries))], queries, "qid"), tmp_path / "queries.parquet")
+    settings = IndexSettings(index="hnsw")
+    stages = (
+        "import sys\nfrom bicross import pipeline\n"
+        f"indexes = [p.replace('.parquet', '.faiss') for p in {[str(p) for p in paths]!r}]\n"
+        f"for shard, out in zip({[str(p) for p in paths]!r}, indexes):\n"
+        f"    pipeline.build_index(shard, out, {settings.build_params()!r}, threads=1)\n"
+        f"pipeline.retrieve({str(tmp_path / 'queries.parquet')!r}, {[str(p) for p in paths]!r}, 10, "
+        f"{str(tmp_path / 'run.parquet')!r}, threads=1, indexes=indexes, search={settings.search_params()!r})\n"
+        "print('torch' in sys.modules)\n")
+    proc = subprocess.run([sys.executable, "-c", stages], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "False"
+    assert (tmp_path / "run.parquet").stat().st_size > 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 
 import torch
 
@@ -51,12 +50,8 @@ def autocast(device: torch.device, dtype: torch.dtype):
 
 def set_threads(threads: int | None) -> int:
     """Give torch and faiss the rule's `threads` (Snakemake's budget), not every core of the node."""
-    threads = int(threads or os.cpu_count() or 1)
-    torch.set_num_threads(threads)
-    try:
-        import faiss
+    from bicross.index import set_threads as set_faiss_threads
 
-        faiss.omp_set_num_threads(threads)
-    except ImportError:  # pragma: no cover - faiss is a dependency
-        pass
+    threads = set_faiss_threads(threads)
+    torch.set_num_threads(threads)
     return threads

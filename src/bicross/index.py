@@ -76,6 +76,14 @@ class IndexSettings:
         return max(1, min(nlist, n))
 
 
+def set_threads(threads: int | None) -> int:
+    """Give faiss the rule's `threads` (Snakemake's budget), not every core of the node; the stages that
+    only search (retrieve, build_index) call this one and never import torch (bicross.devices)."""
+    threads = int(threads or os.cpu_count() or 1)
+    faiss.omp_set_num_threads(threads)
+    return threads
+
+
 def embeddings_table(ids: Sequence[str], vectors: np.ndarray, id_column: str = "docid") -> pa.Table:
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     column = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1])

@@ -21,7 +21,7 @@ from bicross.tokenize import document_text, read_tokens, tokenize_to_parquet
 
 log = logging.getLogger("bicross.pipeline")
 
-# torch (bicross.devices, bicross.encode) is imported by the stages that use it only: a data or
+# torch (bicross.devices, bicross.encode) is imported by the stages that use it only: a data, search or
 # evaluation job starts 2 s sooner without it
 
 
@@ -120,9 +120,7 @@ def encode(
 
 def build_index(embeddings: str, out: str, settings: dict, threads: int | None = None) -> None:
     """One shard's approximate index (`settings`: IndexSettings.build_params()), saved for every search."""
-    from bicross import devices
-
-    devices.set_threads(threads)
+    index.set_threads(threads)
     chosen = index.IndexSettings.from_params(settings)
     _, vectors = index.read_embeddings(embeddings)
     start = time.perf_counter()
@@ -145,9 +143,7 @@ def retrieve(query_embeddings: str, shards: list[str], depth: int, out: str, thr
     exact, or through the shards' saved indexes (`indexes`) with the search settings `search`
     (IndexSettings.search_params()). Written to Parquet `block` queries at a time, so memory does not
     grow with the number of queries."""
-    from bicross import devices
-
-    devices.set_threads(threads)
+    index.set_threads(threads)
     settings = index.IndexSettings.from_params(search)
     rows = shard_rows(pq.ParquetFile(query_embeddings).metadata.num_rows, part, parts)
     start, searched, blocks = time.perf_counter(), 0, 0
