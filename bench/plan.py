@@ -1,5 +1,5 @@
 """How long Snakemake takes to plan a run: `snakemake -n` of a config (default: the embedded default,
-2 iterations, 61 jobs) in a fresh working directory, `--repeat` times. Every `snakemake` call pays
+2 iterations) in a fresh working directory, `--repeat` times. Every `snakemake` call pays
 this before any job starts (dry runs, --dag, --report, each resumed run). Prints JSON: the wall
 times, their median, the jobs planned, and whether the planning process imported torch.
 

@@ -90,7 +90,8 @@ def from_config(sections: dict[str, dict[str, Any]], model: str, seed: int, fami
 
 
 class TeacherGroups:
-    """A map-style dataset, one item per train query per epoch: (query row, document rows with a positive first, teacher scores)."""
+    """A map-style dataset, one item per train query per epoch: (query row, document rows with a positive
+    first, teacher scores)."""
 
     def __init__(self, teacher, qrels, queries, corpus, group_size: int, seed: int):
         self.group_size, self.seed = int(group_size), int(seed)
