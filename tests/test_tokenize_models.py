@@ -2,7 +2,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-from conftest import save_tiny_mpnet
+from conftest import WORDS, save_tiny_mpnet
 
 from bicross.batching import length_sorted_batches, pad_batch
 from bicross.devices import resolve_precision
@@ -24,8 +24,14 @@ def test_packaged_model_resolves_offline():
     assert (cfg.pooling, cfg.normalize, cfg.max_length) == ("mean", True, 256)
 
 
+def _hf_tokenizer(name):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve_model_path(name))
+
+
 def test_special_tokens_match_the_tokenizer():
-    tok = load_tokenizer(MINILM)
+    tok = _hf_tokenizer(MINILM)
     special = SpecialTokens.probe(tok)
     a = tok("the cat sat", add_special_tokens=False)["input_ids"]
     b = tok("on a mat", add_special_tokens=False)["input_ids"]
@@ -35,6 +41,61 @@ def test_special_tokens_match_the_tokenizer():
     assert ids == want["input_ids"] and types == want["token_type_ids"]
     ids, _ = special.pair(a, list(range(1000, 1100)), max_length=20)
     assert len(ids) == 20 and ids[1:4] == a  # the document is cut, the query kept
+
+
+TRICKY = ["", "   ", "The cat sat on the mat.", "Héllo Wörld: ﬁnal Ⅻ naïve café", "中文 and 日本語 😀 emoji",
+          "<s> </s> <pad> <mask> [CLS] [SEP] [MASK] [PAD]", "tab\tnew\nline\u200bzero-width", "don't stop—ever",
+          "IL-6 (p<0.05) in 3.5% of CD4+ T-cells", "word " * 300]
+
+
+@pytest.mark.parametrize("family", ["minilm", "mpnet"])
+def test_fast_tokenizer_gives_the_ids_of_autotokenizer(family, request):
+    """The tokenize stages' torch-free tokenizer (bicross.tokenize.FastTokenizer) against transformers'
+    on the real tokenizers: single texts at several truncation lengths, pairs, and the special tokens."""
+    folder = resolve_model_path(MINILM) if family == "minilm" else str(request.getfixturevalue("mpnet_tokenizer_dir"))
+    fast, hf = load_tokenizer(folder), _hf_tokenizer(folder)
+    assert type(fast).__name__ == "FastTokenizer"
+    texts = TRICKY + [" ".join(WORDS[i:] + WORDS[:i]) for i in range(len(WORDS))]
+    for max_length in (4, 30, 126, 510):
+        got = fast(texts, add_special_tokens=False, truncation=True, max_length=max_length)["input_ids"]
+        assert got == hf(texts, add_special_tokens=False, truncation=True, max_length=max_length)["input_ids"]
+    assert fast(texts[:5], texts[5:10])["input_ids"] == hf(texts[:5], texts[5:10])["input_ids"]
+    assert fast("a", "b")["input_ids"] == hf("a", "b")["input_ids"]
+    assert SpecialTokens.probe(fast) == SpecialTokens.probe(hf) and fast.pad_token_id == hf.pad_token_id
+
+
+def test_a_folder_without_tokenizer_json_gets_autotokenizer(tmp_path):
+    import shutil
+
+    folder = tmp_path / "slow-only"
+    shutil.copytree(resolve_model_path(MINILM), folder, ignore=shutil.ignore_patterns("tokenizer.json", "*.safetensors"))
+    tok = load_tokenizer(str(folder))
+    assert type(tok).__name__ != "FastTokenizer"
+    assert tok("the cat", add_special_tokens=False)["input_ids"] == load_tokenizer(MINILM)("the cat",
+                                                                                           add_special_tokens=False)["input_ids"]
+
+
+def test_tokenize_stages_never_import_torch(tmp_path):
+    """tokenize_corpus and tokenize_queries jobs need the tokenizer only: transformers, which imports torch
+    (~3.6 s per job on a CPU), stays out of their process."""
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+
+    pq.write_table(pa.table({"docid": ["d0", "d1"], "title": ["t", ""], "text": ["alpha beta", "gamma"]}),
+                   tmp_path / "corpus.parquet")
+    pq.write_table(pa.table({"qid": ["q0"], "text": ["alpha"]}), tmp_path / "queries.parquet")
+    stages = ("import sys\nfrom bicross import pipeline\n"
+              f"pipeline.tokenize_corpus({MINILM!r}, {str(tmp_path / 'corpus.parquet')!r}, 16, "
+              f"{str(tmp_path / 'corpus.tok')!r})\n"
+              f"pipeline.tokenize_queries({MINILM!r}, {str(tmp_path / 'queries.parquet')!r}, 16, "
+              f"{str(tmp_path / 'queries.tok')!r})\n"
+              "print('torch' in sys.modules, 'transformers' in sys.modules)\n")
+    proc = subprocess.run([sys.executable, "-c", stages], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "False False"
+    assert pq.read_table(tmp_path / "corpus.tok").column("id").to_pylist() == ["d0", "d1"]
 
 
 def test_tokenize_to_parquet_truncates_with_room_for_special_tokens(tmp_path):
@@ -104,7 +165,7 @@ def test_pooling_override(tiny_model):
 # --- a second model family: MPNet (the real tokenizer of the installed all-mpnet-base-v2, tiny random weights)
 
 def test_mpnet_template_has_double_separator_and_no_token_types(mpnet_tokenizer_dir):
-    tok = load_tokenizer(str(mpnet_tokenizer_dir))
+    tok = _hf_tokenizer(str(mpnet_tokenizer_dir))
     special = SpecialTokens.probe(tok)
     a = tok("the cat sat", add_special_tokens=False)["input_ids"]
     b = tok("on a mat", add_special_tokens=False)["input_ids"]

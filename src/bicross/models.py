@@ -95,9 +95,16 @@ class BiEncoder:
 
 
 def load_tokenizer(name: str):
+    """The tokenizer the tokenize stages call: its fast backend alone when the folder has a tokenizer.json
+    (no transformers, so no torch), else transformers' AutoTokenizer."""
+    path = resolve_model_path(name)
+    if (Path(path) / "tokenizer.json").is_file():
+        from bicross.tokenize import FastTokenizer
+
+        return FastTokenizer(path)
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(resolve_model_path(name))
+    return AutoTokenizer.from_pretrained(path)
 
 
 def dropout_overrides(config, attention_dropout: float) -> dict[str, float]:
