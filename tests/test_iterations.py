@@ -30,6 +30,7 @@ def finished_run(tmp_path_factory):
     config = tiny_loop_config(model, beir)
     config["dataset"]["splits"] = ["train", "dev", "test"]  # dev: the validation split, nothing held out
     config["mine"].update(filter_teacher="cross", max_score=0.99, relative_margin=0.05)
+    config["encode"]["shards"] = 1  # sharded encoding runs in test_workflow.py and test_scale.py: 3 jobs fewer here
     cfg = write_config(root / "config.yaml", config)
     proc = snakemake(root, cfg)
     return root, config, proc
@@ -146,7 +147,7 @@ def test_raising_iterations_plans_only_the_new_iteration(finished_run):
     config["iterations"] = 3
     proc = snakemake(root, write_config(root / "config3.yaml", config), "-n")
     assert planned_jobs(proc) == {  # test and dev, bi-encoder 2's train run, cross-encoder 2's mining filter
-        "encode_corpus": 2, "encode_queries": 3, "retrieve": 3, "evaluate_bi": 2, "mine_negatives": 1,
+        "encode_corpus": 1, "encode_queries": 3, "retrieve": 3, "evaluate_bi": 2, "mine_negatives": 1,
         "score_mining_candidates": 1,
         "train_cross": 1, "rerank": 2, "score_teacher": 1, "gate_teacher": 1, "distill_bi": 1, "evaluate_cross": 2,
         "summarize": 1, "select_best": 1, "report_assets": 1, "loss_curves": 1, "model_cards": 1, "all": 1}
