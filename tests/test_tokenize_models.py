@@ -208,3 +208,19 @@ def test_tiny_mpnet_cross_encoder_scores_without_token_types(tmp_path, mpnet_tok
     with torch.no_grad():
         direct = cross.model(**tok(queries, docs, padding=True, return_tensors="pt")).logits.view(-1).numpy()
     np.testing.assert_allclose(scores, direct, atol=1e-5)
+
+
+def test_tokenize_bench_writes_the_same_file_both_ways(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from conftest import REPO, write_tiny_beir
+
+    beir = write_tiny_beir(tmp_path / "beir", num_docs=20)
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "tokenize_stage.py"), "--corpus",
+                           str(beir / "corpus.jsonl"), "--repeat", "1", "--max-length", "16"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    assert result["docs"] == 20 and result["identical_output"] is True and result["speedup"] > 0
