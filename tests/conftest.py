@@ -20,6 +20,17 @@ def shared_data(name: str) -> Path:
     return path
 
 
+def modules_imported_by(code: str, *modules: str) -> dict[str, bool]:
+    """Run `code` in a fresh Python process (it must succeed) and say which of `modules` it imported."""
+    import subprocess
+    import sys
+
+    probe = code + f"\nimport sys\nprint(*[m in sys.modules for m in {list(modules)!r}])\n"
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return dict(zip(modules, [word == "True" for word in proc.stdout.split()[-len(modules):]], strict=True))
+
+
 def save_tiny_bi_encoder(out: Path, seed: int = 0, pooling: str = "mean") -> Path:
     """A 2-layer, 32-dim random BERT with the packaged MiniLM's tokenizer, in sentence-transformers layout."""
     import torch
