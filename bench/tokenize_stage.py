@@ -22,12 +22,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 STAGE = "from bicross import pipeline\npipeline.tokenize_corpus({model!r}, {corpus!r}, {max_length}, {out!r})\n"
-AUTO = ("import pyarrow.parquet as pq\nfrom transformers import AutoTokenizer\n"
-        "from bicross.models import resolve_model_path\nfrom bicross.tokenize import document_text, tokenize_to_parquet\n"
-        "tokenizer = AutoTokenizer.from_pretrained(resolve_model_path({model!r}))\ntable = pq.read_table({corpus!r})\n"
-        "texts = [document_text(t, x) for t, x in zip(table.column('title').to_pylist(), "
-        "table.column('text').to_pylist())]\n"
-        "tokenize_to_parquet(tokenizer, table.column('docid').to_pylist(), texts, {max_length}, {out!r})\n")
+# the same stage with its tokenizer loader swapped for transformers' AutoTokenizer
+AUTO = ("from transformers import AutoTokenizer\nfrom bicross import pipeline\n"
+        "from bicross.models import resolve_model_path\n"
+        "pipeline.load_tokenizer = lambda name: AutoTokenizer.from_pretrained(resolve_model_path(name))\n" + STAGE)
 
 
 def beir_corpus_to_parquet(jsonl: Path, out: Path) -> int:

@@ -71,15 +71,14 @@ class FastTokenizer:
     """A Hugging Face fast tokenizer's `tokenizers` backend read straight from its tokenizer.json, called as a
     transformers tokenizer is (text or texts, an optional pair, special tokens, truncation). It gives the
     ids AutoTokenizer gives without importing transformers, which imports torch: a tokenize job on a CPU
-    starts ~3.6 s sooner (tests/test_tokenize.py compares both on the packaged and installed models)."""
+    starts ~3.6 s sooner (tests/test_tokenize_models.py compares both on the packaged and installed models)."""
 
     def __init__(self, folder):
         from tokenizers import Tokenizer
 
         folder = Path(folder)
         self.backend = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self.backend.no_padding()
-        self.backend.no_truncation()
+        self.backend.no_padding()  # truncation is set per call
         config = folder / "tokenizer_config.json"
         pad = json.loads(config.read_text()).get("pad_token") if config.is_file() else None
         if isinstance(pad, dict):  # an AddedToken written out
