@@ -33,6 +33,8 @@ class TrainConfig:
     max_grad_norm: float | None = setting(1.0, "gradient clipping norm; null or 0: no clipping")
     precision: str = setting("auto", "auto | fp32 | bf16 | fp16 (auto: bf16 where the device runs it fast)")
     gradient_checkpointing: bool = setting(False, "recompute activations in backward (less memory, slower)")
+    freeze_layers: int = setting(
+        0, "the embeddings and the first N transformer layers keep their weights (no backward through them)")
     attention_dropout: float = setting(0.0, "attention dropout while training (0 is about 2x faster on CPU)")
     checkpoint_every: int = setting(200, "optimizer steps between checkpoints (a restarted job resumes)")
     keep_checkpoints: int = setting(2, "newest checkpoints kept")
@@ -56,6 +58,8 @@ class TrainConfig:
         return {f.name: f.metadata.get("help", "") for f in fields(cls)}
 
     def validate(self) -> None:
+        if int(self.freeze_layers) < 0:
+            raise ConfigError(f"freeze_layers must be >= 0, got {self.freeze_layers}")
         for name in ("batch_size", "gradient_accumulation", "checkpoint_every", "keep_checkpoints", "log_every"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
