@@ -183,9 +183,21 @@ CROSS_TOK = _slug(CROSS["model"])
 
 
 # sts.mutual: a second model family ("_b": bi_b, cross_b) runs the loop beside the first; each
-# direction's labels are the mean of both families' scores (Trans-Encoder's mutual distillation).
+# direction's labels are the mean of both families' scores (Trans-Encoder's mutual distillation); the
+# bi-encoders' may weigh the two cross-encoders (sts.mutual.cross_weights).
 MUTUAL = STS["mutual"] if TASK == "sts" else None
 FAMILIES = ["", "_b"] if MUTUAL else [""]
+
+
+def teacher_weights():
+    """Each family's share of the cross-encoders' scores, in the bi-encoders' labels and in the teacher
+    gate alike (None: one family)."""
+    from bicross.sts.labels import family_weights
+
+    return family_weights(MUTUAL.get("cross_weights"), 2) if MUTUAL else None
+
+
+TEACHER_WEIGHTS = teacher_weights()
 
 
 wildcard_constraints:

@@ -11,6 +11,7 @@ rule gate_teacher:
         metric=VAL_METRIC,
         action=VALIDATION["losing_teacher"],
         student_model=lambda w: bi_model(prev(w), w.student[len("bi"):]),
+        teacher_weights=TEACHER_WEIGHTS,  # sts with sts.mutual: each family's cross-encoder's share
     wildcard_constraints:
         student="bi|bi_b",
     conda:

@@ -49,6 +49,10 @@ def test_a_losing_teacher_skips_stops_or_warns():
 def test_mutual_teachers_are_named_as_their_mean():
     record = decide(80.0, 82.0, action="skip", **{**ARGS, "metric": "spearman"}, student_name="bi_b", teachers=2)
     assert "the cross-encoders 2 (mean) 80.0000 vs bi-encoder_b 1 82.0000 (spearman" in record["message"]
+    record = decide(80.0, 82.0, action="skip", **{**ARGS, "metric": "spearman"}, student_name="bi_b", teachers=2,
+                    teacher_weights=[0.25, 0.75])
+    assert "the cross-encoders 2 (weighted mean 0.25/0.75) 80.0000" in record["message"]
+    assert record["teacher_weights"] == [0.25, 0.75]
 
 
 def _metrics(path, value):
@@ -79,6 +83,9 @@ def test_sts_scores_average_the_teachers(tmp_path):
     student = scores("s.parquet", [0.4, 0.3, 0.2, 0.1])
     teacher, bi = sts_scores([a, b], student, str(tmp_path / "dev.parquet"), "spearman")
     assert teacher == pytest.approx(80.0) and bi == pytest.approx(-100.0)
+    # weighted as the bi-encoders' labels are (sts.mutual.cross_weights): b alone ranks against gold
+    teacher, _ = sts_scores([a, b], student, str(tmp_path / "dev.parquet"), "spearman", [0.0, 1.0])
+    assert teacher == pytest.approx(-100.0)
 
 
 def test_keep_student_copies_the_model_with_the_reason(tmp_path):

@@ -315,7 +315,8 @@ def test_mutual_distillation_averages_two_families(tmp_path):
     model_b = save_tiny_bi_encoder(tmp_path / "model_b", seed=1)
     data = write_tiny_stsb(tmp_path / "stsb", sizes=(("train", 24), ("dev", 12), ("test", 12)))
     config = sts_config(model_a, data, iterations=1)
-    config["sts"] = {"max_length": 16, "mutual": {"bi_model": str(model_b), "cross_model": str(model_b)}}
+    config["sts"] = {"max_length": 16, "mutual": {"bi_model": str(model_b), "cross_model": str(model_b),
+                                                  "cross_weights": [1, 3]}}
     proc = snakemake(tmp_path, write_config(tmp_path / "config.yaml", config))
     res = tmp_path / "results" / "tinysts"
     rows = pq.read_table(res / "metrics.parquet").to_pylist()
@@ -331,6 +332,10 @@ def test_mutual_distillation_averages_two_families(tmp_path):
         assert all(f"{t}/unlabelled.parquet" in text for t in teachers), log
     hp = json.loads((res / "iter1" / "bi_b" / "model" / "training.json").read_text())["hparams"]
     assert hp["model"] == str(model_b)
+    # sts.mutual.cross_weights [1, 3]: the bi-encoders' labels and the gate weigh cross-encoder_b 3:1
+    assert hp["label_weights"] == [0.25, 0.75]
+    gate = json.loads((res / "iter1" / "gate" / "bi_b.json").read_text())
+    assert gate["teacher_weights"] == [0.25, 0.75] and "weighted mean 0.25/0.75" in gate["message"]
     # a loss curve per family in each kind's plot, a card per family's model
     from bicross.losscurve import curves
 

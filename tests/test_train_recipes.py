@@ -63,6 +63,18 @@ def test_sts_bi_label_weights_follow_bi_self_weight_and_families():
     assert hparams_for(config, "sts-bi", 1, model="m")["label_weights"] == [0.25, 0.75]
     config["sts"]["mutual"] = {"bi_model": "b", "cross_model": "b"}
     assert hparams_for(config, "sts-bi", 1, model="m")["label_weights"] == [0.125, 0.125, 0.75]
+    # sts.mutual.cross_weights: the cross-encoders' share 1 - w split by family weight, normalised
+    config["sts"]["mutual"]["cross_weights"] = [0, 2]
+    assert hparams_for(config, "sts-bi", 1, model="m")["label_weights"] == [0.0, 0.25, 0.75]
+    config["sts"]["bi_self_weight"] = 0.0
+    assert hparams_for(config, "sts-bi", 2, model="m", family="_b")["label_weights"] == [0.0, 1.0]
+    config["sts"]["mutual"]["cross_weights"] = [1, 3]
+    assert hparams_for(config, "sts-bi", 1, model="m")["label_weights"] == [0.25, 0.75]
+    for bad in ([0, 0], [1, 2, 3]):
+        config["sts"]["mutual"]["cross_weights"] = bad
+        with pytest.raises(ConfigError, match=r"sts.mutual.cross_weights: need 2 non-negative weights"):
+            hparams_for(config, "sts-bi", 1, model="m")
+    del config["sts"]["mutual"]["cross_weights"]
     config["sts"]["cross_loss"], config["sts"]["bi_loss"] = "cosent", "cosent"
     assert hparams_for(config, "sts-cross", 1, model="m")["loss"] == "cosent"
     assert hparams_for(config, "sts-bi", 1, model="m")["loss"] == "cosent"

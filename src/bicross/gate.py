@@ -38,7 +38,8 @@ class TeacherGateError(BicrossError):
 
 
 def decide(teacher: float, student: float, *, action: str, iteration: int, student_name: str = "bi",
-           split: str, metric: str, student_model: str, teachers: int = 1) -> dict:
+           split: str, metric: str, student_model: str, teachers: int = 1,
+           teacher_weights: list[float] | None = None) -> dict:
     """The gate's record for iteration `iteration`; raises TeacherGateError for a losing teacher under stop."""
     if action not in ACTIONS:
         raise ValueError(f"losing_teacher must be one of {ACTIONS}, got {action!r}")
@@ -46,7 +47,8 @@ def decide(teacher: float, student: float, *, action: str, iteration: int, stude
     decision = DISTIL if passed or action == "warn" else action
     record = {"iteration": iteration, "student": student_name, "split": split, "metric": metric,
               "teacher": teacher, "student_score": student, "passed": passed, "action": action,
-              "decision": decision, "student_model": student_model, "teachers": teachers}
+              "decision": decision, "student_model": student_model, "teachers": teachers,
+              "teacher_weights": teacher_weights}
     record["message"] = gate_message(record)
     if decision == STOP:
         raise TeacherGateError(record["message"])
@@ -56,7 +58,9 @@ def decide(teacher: float, student: float, *, action: str, iteration: int, stude
 
 def gate_message(record: dict) -> str:
     k, fam = record["iteration"], record["student"][len("bi"):]
-    teacher = f"cross-encoder{fam} {k}" if record["teachers"] == 1 else f"the cross-encoders {k} (mean)"
+    weights = record.get("teacher_weights")
+    mean = "mean" if not weights or len(set(weights)) == 1 else "weighted mean " + "/".join(f"{w:g}" for w in weights)
+    teacher = f"cross-encoder{fam} {k}" if record["teachers"] == 1 else f"the cross-encoders {k} ({mean})"
     scores = (f"{teacher} {record['teacher']:.4f} vs bi-encoder{fam} {k - 1} {record['student_score']:.4f} "
               f"({record['metric']} on {record['split']})")
     if record["passed"]:
@@ -83,14 +87,16 @@ def retrieval_scores(teacher_json: str, student_json: str, metric: str) -> tuple
     return metric_of(teacher_json, metric), metric_of(student_json, metric)
 
 
-def sts_scores(teacher_scores: list[str], student_scores: str, pairs: str, metric: str) -> tuple[float, float]:
-    """Correlation with gold of the mean of the teachers' pair scores and of the student's cosines."""
+def sts_scores(teacher_scores: list[str], student_scores: str, pairs: str, metric: str,
+               weights: list[float] | None = None) -> tuple[float, float]:
+    """Correlation with gold of the mean of the teachers' pair scores (weighted by `weights`, one per file,
+    as the bi-encoder's labels weigh them) and of the student's cosines."""
     from bicross.sts.evaluate import correlations
     from bicross.sts.labels import mean_scores
 
     gold = pq.read_table(pairs, columns=["pair_id", "gold"])
     ids = gold.column("pair_id").to_pylist()
-    _, teacher = mean_scores(teacher_scores, ids)
+    _, teacher = mean_scores(teacher_scores, ids, weights)
     _, student = mean_scores([student_scores], ids)
     labels = gold.column("gold").to_pylist()
     return correlations(teacher, labels)[metric], correlations(student, labels)[metric]

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bicross.errors import InputError
+from bicross.errors import ConfigError, InputError
 
 TRANSFORMS = ("clip", "minmax", "none")
 
@@ -34,6 +34,18 @@ def transform_labels(scores: np.ndarray, transform: str = "clip", sharpen: float
 
         y = (squash(y) - squash(0.0)) / (squash(1.0) - squash(0.0))
     return y.astype(np.float32)
+
+
+def family_weights(weights: Sequence[float] | None, families: int) -> list[float]:
+    """Each model family's share of a label average (sts.mutual.cross_weights), normalised to sum to 1;
+    None: equal shares (the paper's mutual average)."""
+    if weights is None:
+        return [1.0 / families] * families
+    values = [float(w) for w in weights]
+    if len(values) != families or min(values) < 0 or sum(values) <= 0:
+        raise ConfigError(f"config sts.mutual.cross_weights: need {families} non-negative weights, not all 0, "
+                          f"one per family (first, second); got {list(weights)}")
+    return [w / sum(values) for w in values]
 
 
 def mean_scores(paths: Sequence[str], pair_ids: pa.Array | None = None,

@@ -84,8 +84,12 @@ def hparams_for(config: dict[str, Any], name: str, k: int, model: str, family: s
 
     module = recipe(name)
     seed = int(config["seed"]) + module.SEED_OFFSET + int(k) + (SECOND_FAMILY_SEED if family else 0)
-    families = 2 if (config.get("sts") or {}).get("mutual") else 1
-    return module.from_config(sections_at(config, k), model=model, seed=seed, families=families)
+    return module.from_config(sections_at(config, k), model=model, seed=seed, families=families(config))
+
+
+def families(config: dict[str, Any]) -> int:
+    """Model families in the run: 2 with sts.mutual, else 1."""
+    return 2 if (config.get("sts") or {}).get("mutual") else 1
 
 
 def pick(cls, section: dict[str, Any]) -> dict[str, Any]:
@@ -114,7 +118,7 @@ def trained_keys(config: dict[str, Any], task: str) -> set[tuple[str, str]]:
     seen: set[tuple[str, str]] = set()
     sections = {name: _Reads(name, values, seen) for name, values in sections_at(config, 1).items()}
     for role in ("cross", "bi"):
-        recipe(recipe_for(task, role)).from_config(sections, model="", seed=0, families=1)
+        recipe(recipe_for(task, role)).from_config(sections, model="", seed=0, families=families(config))
     return {(name, key) for name, key in seen if key not in CONTEXT}
 
 

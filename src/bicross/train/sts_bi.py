@@ -16,6 +16,7 @@ from typing import Any
 
 from bicross.errors import ConfigError
 from bicross.hparams import setting
+from bicross.sts.labels import family_weights
 from bicross.tokenize import SpecialTokens
 from bicross.train import Job, pick
 from bicross.train.distill import BiSettings
@@ -51,20 +52,25 @@ class Hparams(BiSettings):
             raise ConfigError(f"bi loss must be mse or cosent, got {self.loss!r}")
 
 
-def label_weights(self_weight: float, families: int) -> list[float] | None:
-    """sts.bi_self_weight w: each family's cross-encoder gets (1 - w) / families, the bi-encoder's own
-    previous scores (the last labels file) w; None (equal weights) when w is 0."""
+def label_weights(self_weight: float, families: int, cross_weights: list[float] | None = None) -> list[float] | None:
+    """sts.bi_self_weight w: the cross-encoders share 1 - w (equally, or by sts.mutual.cross_weights), the
+    bi-encoder's own previous scores (the last labels file) get w; None (equal weights) when both are unset."""
     w = float(self_weight)
-    return [(1 - w) / families] * families + [w] if w else None
+    if not w and cross_weights is None:
+        return None
+    shares = [(1 - w) * share for share in family_weights(cross_weights, families)]
+    return shares + [w] if w else shares
 
 
 def from_config(sections: dict[str, dict[str, Any]], model: str, seed: int, families: int) -> dict[str, Any]:
     """The distill section, the bi-encoder's pooling and the sts section's bi-encoder keys (this
     iteration's values)."""
     sts, bi = sections["sts"], sections["bi_encoder"]
+    mutual = sts.get("mutual") or {}  # .get: the second family is not a per-iteration training setting
+    weights = label_weights(sts["bi_self_weight"], families, mutual.get("cross_weights"))
     return {**pick(Hparams, sections["distill"]), "pooling": bi["pooling"], "normalize": bi["normalize"],
             "max_length": sts["max_length"], "loss": sts["bi_loss"], "cosent_scale": sts["cosent_scale"],
-            "label_weights": label_weights(sts["bi_self_weight"], families), "model": model, "seed": seed}
+            "label_weights": weights, "model": model, "seed": seed}
 
 
 def prepare(hp: Hparams, inputs: dict[str, Any], accelerator):
