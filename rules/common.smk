@@ -194,7 +194,7 @@ def teacher_weights():
     gate alike (None: one family)."""
     from bicross.sts.labels import family_weights
 
-    return family_weights(MUTUAL.get("cross_weights"), 2) if MUTUAL else None
+    return family_weights(MUTUAL.get("cross_weights"), len(FAMILIES)) if MUTUAL else None
 
 
 TEACHER_WEIGHTS = teacher_weights()
